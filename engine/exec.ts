@@ -1,0 +1,20 @@
+// Run a recorded Graph once: emit it, open a session, feed host arrays, return every output.
+// For tests, tools and one-off evaluations; hot loops keep a Session (or StatefulRunner) open.
+
+import type { Graph } from './ir/graph.ts';
+import { emitOnnx } from './onnx/emit.ts';
+import type { HostTensor } from './runtime/host.ts';
+import { type RuntimeOptions, Session } from './runtime/session.ts';
+
+export async function compile(g: Graph, opts: RuntimeOptions & { name?: string } = {}): Promise<Session> {
+  return Session.create(emitOnnx(g), { ...opts, name: opts.name ?? g.name });
+}
+
+export async function evalGraph(g: Graph, feeds: Record<string, HostTensor>, opts: RuntimeOptions = {}): Promise<Record<string, HostTensor>> {
+  const s = await compile(g, opts);
+  try {
+    return await s.run(feeds);
+  } finally {
+    await s.release();
+  }
+}
