@@ -1,0 +1,25 @@
+// `npm run bench -- <suite> [--json]`: runs one benchmark suite and prints its figures as one JSON
+// object on the last line (with --json, nothing else goes to stdout). Every figure is reported
+// beside a yardstick measured in the same run (the MatMul peak of this machine).
+
+import { engineBench } from './engine.ts';
+
+const suites: Record<string, (log: (s: string) => void) => Promise<Record<string, unknown>>> = {
+  engine: engineBench,
+};
+
+const args = process.argv.slice(2);
+const json = args.includes('--json');
+const names = args.filter((a) => !a.startsWith('--'));
+const chosen = names.length ? names : Object.keys(suites);
+const log = (s: string) => (json ? process.stderr.write(s + '\n') : console.log(s));
+const result: Record<string, unknown> = {};
+for (const name of chosen) {
+  const suite = suites[name];
+  if (!suite) {
+    console.error(`unknown bench suite "${name}"; choose from: ${Object.keys(suites).join(', ')}`);
+    process.exit(2);
+  }
+  Object.assign(result, chosen.length > 1 ? { [name]: await suite(log) } : await suite(log));
+}
+console.log(JSON.stringify(result));
