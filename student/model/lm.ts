@@ -1,0 +1,139 @@
+// The Llama/Qwen2/Qwen3-family decoder, written once against engine ops. Every graph opd runs on a
+// model (scoring, prefill, decode, train step, SFT, the local teacher) is built from `decoder` and
+// `tokenLogprobsChunked` here; they differ only in their inputs and what they output.
+//
+// Weights are graph inputs named with their HF tensor names, never initializers: one copy of the
+// weights in host memory feeds every session, training graphs update them in place, and models
+// over 2 GB never meet protobuf's size limit.
+//
+// Parameter shapes (HF layout; Linear weights are [out, in]):
+//   embed_tokens [V, D]; per layer: input_layernorm [D], q_proj [H·Dh, D] (+bias), k_proj/v_proj
+//   [Hkv·Dh, D] (+bias), q_norm/k_norm [Dh] (Qwen3), o_proj [D, H·Dh], post_attention_layernorm [D],
+//   gate_proj/up_proj [F, D], down_proj [D, F]; norm [D]; lm_head [V, D] unless tied.
+
+import {
+  type Dim,
+  type DType,
+  type Graph,
+  type Tensor,
+  add,
+  applyRope,
+  attention,
+  cast,
+  concat,
+  linear,
+  mul,
+  reshape,
+  rmsNorm,
+  swiglu,
+  transpose,
+  unsqueeze,
+  gather,
+  sub,
+  trilu,
+  expand,
+  scalar,
+  cos,
+  sin,
+} from '../../engine/index.ts';
+import { param } from '../../engine/train/graph.ts';
+import { type ModelConfig, decays, tensorShapes } from './config.ts';
+
+export type Params = Record<string, Tensor>;
+
+/** Declare every weight as a graph input; trainable ones through `param` (with weight decay). */
+export function declareWeights(g: Graph, c: ModelConfig, opts: { trainable: boolean; weightDecay?: number; dtype?: DType }): Params {
+  const p: Params = {};
+  const dtype = opts.dtype ?? 'float32';
+  for (const [name, shape] of tensorShapes(c)) {
+    p[name] = opts.trainable
+      ? param(g, name, shape, { dtype, weightDecay: decays(name) ? (opts.weightDecay ?? 0) : 0 })
+      : g.input(name, shape, dtype);
+  }
+  return p;
+}
+
+/** K and V of one layer: [B, Hkv, S, Dh]. */
+export interface KV {
+  k: Tensor;
+  v: Tensor;
+}
+
+export interface DecoderInputs {
+  ids: Tensor; // [B, T] int64
+  positions: Tensor; // [B, T] int64 (RoPE positions; left padding makes them start later)
+  bias: Tensor; // additive attention bias, broadcastable to [B, 1, T, S]
+  past?: KV[]; // per layer, S_past positions already cached
+}
+
+/** Hidden states after the final norm [B, T, D], and each layer's K/V including `past`. */
+export function decoder(c: ModelConfig, p: Params, x: DecoderInputs): { hidden: Tensor; present: KV[] } {
+  const g = x.ids.graph;
+  const dtype = p['model.embed_tokens.weight']!.dtype;
+  const rope = ropeTables(x.positions, c.invFreq, dtype); // [B, 1, T, Dh] each
+  let h = gather(p['model.embed_tokens.weight']!, x.ids); // [B, T, D]
+  const present: KV[] = [];
+  for (let i = 0; i < c.numLayers; i++) {
+    const out = g.scope(`layers.${i}`, () => layer(c, p, `model.layers.${i}`, h, rope, x.bias, x.past?.[i]));
+    h = out.h;
+    present.push(out.kv);
+  }
+  return { hidden: rmsNorm(h, p['model.norm.weight']!, c.rmsNormEps), present };
+}
+
+function layer(c: ModelConfig, p: Params, pre: string, x: Tensor, rope: { cos: Tensor; sin: Tensor }, bias: Tensor, past?: KV) {
+  const w = (n: string) => p[`${pre}.${n}`]!;
+  const opt = (n: string) => p[`${pre}.${n}`];
+  const [b, t] = [x.shape[0]!, x.shape[1]!];
+  const dh = c.headDim;
+  const heads = (y: Tensor, n: number) => transpose(reshape(y, [b, t, n, dh]), [0, 2, 1, 3]); // [B, n, T, Dh]
+  const hN = rmsNorm(x, w('input_layernorm.weight'), c.rmsNormEps); // [B, T, D]
+  let q = heads(linear(hN, w('self_attn.q_proj.weight'), opt('self_attn.q_proj.bias')), c.numHeads); // [B, H, T, Dh]
+  let k = heads(linear(hN, w('self_attn.k_proj.weight'), opt('self_attn.k_proj.bias')), c.numKvHeads); // [B, Hkv, T, Dh]
+  const vNew = heads(linear(hN, w('self_attn.v_proj.weight'), opt('self_attn.v_proj.bias')), c.numKvHeads);
+  if (c.qkNorm) {
+    q = rmsNorm(q, w('self_attn.q_norm.weight'), c.rmsNormEps);
+    k = rmsNorm(k, w('self_attn.k_norm.weight'), c.rmsNormEps);
+  }
+  q = applyRope(q, rope.cos, rope.sin);
+  k = applyRope(k, rope.cos, rope.sin);
+  const kv = past ? { k: concat([past.k, k], 2), v: concat([past.v, vNew], 2) } : { k, v: vNew }; // [B, Hkv, S, Dh]
+  const a = attention(q, kv.k, kv.v, bias); // [B, H, T, Dh]
+  const merged = reshape(transpose(a, [0, 2, 1, 3]), [b, t, c.numHeads * dh]); // [B, T, H·Dh]
+  const h1 = add(x, linear(merged, w('self_attn.o_proj.weight')));
+  const m = swiglu(rmsNorm(h1, w('post_attention_layernorm.weight'), c.rmsNormEps), w('mlp.gate_proj.weight'), w('mlp.up_proj.weight'), w('mlp.down_proj.weight'));
+  return { h: add(h1, m), kv };
+}
+
+/** cos/sin [B, 1, T, Dh] for integer positions [B, T], from the config's inverse frequencies. */
+function ropeTables(positions: Tensor, invFreq: Float64Array, dtype: DType) {
+  const g = positions.graph;
+  const half = invFreq.length;
+  const inv = g.constant(dtype === 'float64' ? Float64Array.from(invFreq) : Float32Array.from(invFreq), [half], dtype);
+  // Angles are formed in float32 from float32 inverse frequencies, as HF does in its default path.
+  const ang = mul(unsqueeze(cast(positions, dtype), -1), inv); // [B, T, Dh/2]
+  const emb = concat([ang, ang], -1); // [B, T, Dh]
+  return { cos: unsqueeze(cos(emb), 1), sin: unsqueeze(sin(emb), 1) };
+}
+
+export function lmHead(c: ModelConfig, p: Params): Tensor {
+  return c.tieWordEmbeddings ? p['model.embed_tokens.weight']! : p['lm_head.weight']!;
+}
+
+/**
+ * Additive attention bias [B, 1, T, S] for T new positions after S−T cached ones: a key is visible
+ * when it is not padding (mask[B, S] = 1) and not in the future of the query.
+ */
+export function attentionBias(mask: Tensor, t: Dim, s: Dim, dtype: DType = 'float32'): Tensor {
+  const g = mask.graph;
+  const keyOk = reshape(cast(mask, dtype), [mask.shape[0]!, 1, 1, s]); // [B, 1, 1, S]
+  let visible = keyOk;
+  if (t !== 1) {
+    // causal: query i (absolute S−T+i) sees keys j <= S−T+i, i.e. the lower triangle offset by S−T
+    const ones = expand(scalar(g, 1, dtype), [t, s]);
+    const offset = typeof s === 'number' && typeof t === 'number' ? s - t : 0;
+    if (typeof s !== 'number' && s !== t) throw new Error('attentionBias: a symbolic cache length needs T = 1 or S = T');
+    visible = mul(keyOk, trilu(ones, false, offset)); // [B, 1, T, S]
+  }
+  return mul(sub(visible, 1), 1e9);
+}
