@@ -7,8 +7,8 @@ import type { Graph } from '../../engine/index.ts';
 import { type HostTensor, hostTensor } from '../../engine/runtime/host.ts';
 import type { RuntimeOptions, Session } from '../../engine/runtime/session.ts';
 import { type ModelConfig, tensorShapes } from './config.ts';
+import type { Weights } from './weights.ts';
 
-export type Weights = Map<string, Float32Array>;
 /** Current weights as feeds; called before every run so a trainer's fresh buffers are used. */
 export type WeightSource = () => Record<string, HostTensor>;
 

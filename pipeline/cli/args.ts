@@ -1,0 +1,47 @@
+// Typed access to parsed command-line values, with errors that name the flag.
+
+import { UsageError, type Values } from './command.ts';
+
+export function str(v: Values, name: string): string;
+export function str(v: Values, name: string, dflt: string | null): string | null;
+export function str(v: Values, name: string, dflt?: string | null): string | null {
+  const x = v[name];
+  if (x === undefined) {
+    if (dflt === undefined) throw new UsageError(`--${name} is required`);
+    return dflt;
+  }
+  return String(x);
+}
+
+export function num(v: Values, name: string, dflt: number, check: { int?: boolean; min?: number; max?: number } = {}): number {
+  const x = v[name];
+  if (x === undefined) return dflt;
+  const n = Number(x);
+  const bad =
+    !Number.isFinite(n) ||
+    (check.int && !Number.isInteger(n)) ||
+    (check.min !== undefined && n < check.min) ||
+    (check.max !== undefined && n > check.max);
+  if (bad) {
+    const range = [check.int ? 'an integer' : 'a number', check.min !== undefined ? `>= ${check.min}` : '', check.max !== undefined ? `<= ${check.max}` : ''].filter(Boolean).join(' ');
+    throw new UsageError(`--${name} must be ${range}, got "${String(x)}"`);
+  }
+  return n;
+}
+
+export function flag(v: Values, name: string): boolean {
+  return v[name] === true;
+}
+
+/** Runtime options shared by every command that runs a model. */
+export const runtimeOptions = {
+  device: { type: 'string' },
+  threads: { type: 'string' },
+} as const;
+
+export function runtimeFrom(v: Values): { device: 'cpu' | 'cuda' | 'webgpu'; threads?: number } {
+  const device = str(v, 'device', 'cpu')!;
+  if (!['cpu', 'cuda', 'webgpu'].includes(device)) throw new UsageError(`--device must be cpu, cuda or webgpu, got "${device}"`);
+  const threads = v.threads === undefined ? undefined : num(v, 'threads', 0, { int: true, min: 1 });
+  return { device: device as 'cpu' | 'cuda' | 'webgpu', threads };
+}

@@ -1,0 +1,55 @@
+// `opd <command> [options]`: a table of commands, each one file under pipeline/cli/commands.
+// Options are parsed by node:util parseArgs (strict: an unknown flag is an error naming it).
+// Exit codes: 0 success, 1 the command failed (message printed), 2 usage error.
+
+import { parseArgs } from 'node:util';
+import { type Command, UsageError } from './command.ts';
+import { commands } from './commands/index.ts';
+
+function help(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return ['usage: opd <command> [options]', '', ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`), '', 'opd <command> --help shows its options.'].join('\n');
+}
+
+function commandHelp(c: Command): string {
+  const opts = Object.entries(c.options).map(([k, o]) => `  --${k}${o.type === 'string' ? ' <value>' : ''}`);
+  return [`usage: opd ${c.usage}`, '', c.summary, '', ...opts].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const cmd = commands
+    .filter((c) => c.name.split(' ').every((w, i) => argv[i] === w))
+    .sort((a, b) => b.name.length - a.name.length)[0];
+  if (!cmd) {
+    if (argv.length && !['-h', '--help', 'help'].includes(argv[0]!)) console.error(`opd: unknown command "${argv.join(' ')}"\n`);
+    console.error(help());
+    return argv.length && !['-h', '--help', 'help'].includes(argv[0]!) ? 2 : 0;
+  }
+  const rest = argv.slice(cmd.name.split(' ').length);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(commandHelp(cmd));
+    return 0;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: cmd.options, allowPositionals: true, strict: true });
+    if (parsed.positionals.length > (cmd.positionals ?? 0)) throw new UsageError(`unexpected argument "${parsed.positionals[cmd.positionals ?? 0]}"`);
+  } catch (e) {
+    console.error(`opd ${cmd.name}: ${(e as Error).message}\n\n${commandHelp(cmd)}`);
+    return 2;
+  }
+  try {
+    await cmd.run(parsed as never);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`opd ${cmd.name}: ${e.message}\n\n${commandHelp(cmd)}`);
+      return 2;
+    }
+    console.error(`opd ${cmd.name}: ${(e as Error).message}`);
+    if (process.env.OPD_DEBUG) console.error((e as Error).stack);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
