@@ -34,6 +34,8 @@ export interface LogprobOptions {
   topK?: number;
   /** 1/τ as a rank-0 tensor; the logits are divided by the sampling temperature τ. */
   invTemp?: Tensor;
+  /** Only rows [0, vocabLimit) of W take part (padded vocabularies, after preflight). */
+  vocabLimit?: number;
 }
 
 export interface Logprobs {
@@ -43,7 +45,9 @@ export interface Logprobs {
 }
 
 /** h [B, T, D], w [V, D], targets [B, T] int64. */
-export function tokenLogprobsChunked(h: Tensor, w: Tensor, targets: Tensor, opts: LogprobOptions = {}): Logprobs {
+export function tokenLogprobsChunked(h: Tensor, wAll: Tensor, targets: Tensor, opts: LogprobOptions = {}): Logprobs {
+  const rows = wAll.shape[0] as number;
+  const w = opts.vocabLimit && opts.vocabLimit < rows ? slice(wAll, [0], [opts.vocabLimit], [0]) : wAll; // [V, D]
   const v = w.shape[0] as number;
   const chunk = Math.min(opts.chunk ?? 16384, v);
   const scale = (z: Tensor) => (opts.invTemp ? mul(z, opts.invTemp) : z);

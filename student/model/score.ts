@@ -44,7 +44,7 @@ export function alignedLogprobs(c: ModelConfig, p: Params, x: SequenceInputs, op
   };
 }
 
-export function buildScoreGraph(c: ModelConfig, opts: { chunk?: number; topK?: number; dtype?: DType } = {}): Graph {
+export function buildScoreGraph(c: ModelConfig, opts: { chunk?: number; topK?: number; vocabLimit?: number; dtype?: DType } = {}): Graph {
   const g = new Graph('score');
   const dtype = opts.dtype ?? 'float32';
   const p = declareWeights(g, c, { trainable: false, dtype });

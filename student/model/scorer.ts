@@ -30,6 +30,8 @@ export interface ScorerOptions extends RuntimeOptions {
   batchTokens?: number;
   /** Logits are divided by this before the log-softmax (1 = plain scoring). */
   temperature?: number;
+  /** Score over output rows [0, vocabLimit) only (padded vocabularies; see teacher/preflight). */
+  vocabLimit?: number;
 }
 
 export class Scorer {
@@ -40,15 +42,16 @@ export class Scorer {
   ) {}
 
   static async create(c: ModelConfig, weights: WeightSource, opts: ScorerOptions = {}): Promise<Scorer> {
-    const g = buildScoreGraph(c, { chunk: opts.chunk, topK: opts.topK });
+    const g = buildScoreGraph(c, { chunk: opts.chunk, topK: opts.topK, vocabLimit: opts.vocabLimit });
     return new Scorer(await ModelSession.create(g, weights, opts), c, opts);
   }
 
   async score(reqs: readonly ScoreRequest[]): Promise<ScoreResult[]> {
     reqs.forEach((r, i) => {
       if (r.start < 1 || r.start > r.ids.length) throw new Error(`score: request ${i} has start ${r.start} outside 1..${r.ids.length}`);
-      const bad = r.ids.find((t) => !Number.isInteger(t) || t < 0 || t >= this.c.vocabSize);
-      if (bad !== undefined) throw new Error(`score: request ${i} has token id ${bad} outside the vocabulary 0..${this.c.vocabSize - 1}`);
+      const limit = Math.min(this.c.vocabSize, this.opts.vocabLimit ?? Infinity);
+      const bad = r.ids.find((t) => !Number.isInteger(t) || t < 0 || t >= limit);
+      if (bad !== undefined) throw new Error(`score: request ${i} has token id ${bad} outside the vocabulary 0..${limit - 1}`);
       if (r.ids.length > this.c.maxPositionEmbeddings) throw new Error(`score: request ${i} has ${r.ids.length} tokens, more than max_position_embeddings ${this.c.maxPositionEmbeddings}`);
     });
     const order = reqs.map((_, i) => i).sort((a, b) => reqs[a]!.ids.length - reqs[b]!.ids.length);
