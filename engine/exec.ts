@@ -6,8 +6,15 @@ import { emitOnnx } from './onnx/emit.ts';
 import type { HostTensor } from './runtime/host.ts';
 import { type RuntimeOptions, Session } from './runtime/session.ts';
 
+/**
+ * Float64 graphs default to ORT's 'basic' optimisation: at 'all', ORT fuses patterns into
+ * com.microsoft kernels that exist in float32 only (x·sigmoid(x) → QuickGelu) or that store
+ * constants as float32 attributes, which would break float64 reference computations.
+ */
 export async function compile(g: Graph, opts: RuntimeOptions & { name?: string } = {}): Promise<Session> {
-  return Session.create(emitOnnx(g), { ...opts, name: opts.name ?? g.name });
+  const f64 = g.inputs.some((i) => i.tensor.dtype === 'float64');
+  const optimization = opts.optimization ?? (f64 ? 'basic' : undefined);
+  return Session.create(emitOnnx(g), { ...opts, ...(optimization ? { optimization } : {}), name: opts.name ?? g.name });
 }
 
 export async function evalGraph(g: Graph, feeds: Record<string, HostTensor>, opts: RuntimeOptions = {}): Promise<Record<string, HostTensor>> {

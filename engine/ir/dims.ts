@@ -63,16 +63,30 @@ export function dimAdd(...dims: Dim[]): Dim {
   return terms.length === 1 ? terms[0]! : `(${terms.join('+')})`;
 }
 
-/** a − b where that is expressible: b constant, a === b, or b one term of the sum a. */
+/** a − b where that is expressible: both are sums of symbolic terms plus a constant, and b's
+ *  symbolic terms all appear in a (e.g. T − (T+-1) = 1, (P+1) − P = 1). */
 export function dimSub(a: Dim, b: Dim): Dim {
-  if (typeof b === 'number') return dimAdd(a, -b);
   if (a === b) return 0;
-  if (typeof a === 'string') {
-    const terms = splitTop(unparen(a), '+');
-    const i = terms.indexOf(b);
-    if (i >= 0) return dimAdd(...terms.filter((_, j) => j !== i).map((t) => (/^-?\d+$/.test(t) ? Number(t) : t)));
+  const [ta, ka] = linear(a);
+  const [tb, kb] = linear(b);
+  for (const t of tb) {
+    const i = ta.indexOf(t);
+    if (i < 0) throw new ShapeError('dim', `cannot subtract ${b} from ${a}`);
+    ta.splice(i, 1);
   }
-  throw new ShapeError('dim', `cannot subtract ${b} from ${a}`);
+  return dimAdd(...ta, ka - kb);
+}
+
+/** A dim as (symbolic sum terms, constant). */
+function linear(d: Dim): [string[], number] {
+  if (typeof d === 'number') return [[], d];
+  let k = 0;
+  const terms: string[] = [];
+  for (const t of splitTop(unparen(d), '+')) {
+    if (/^-?\d+$/.test(t)) k += Number(t);
+    else terms.push(t);
+  }
+  return [terms, k];
 }
 
 export function numelOf(shape: Shape): Dim {
