@@ -1,14 +1,18 @@
-// Runs a train-step graph step after step with parameters and AdamW moments kept in ONNX Runtime
-// output buffers (double-buffered by StatefulRunner), so no weights are copied between steps.
+// Runs train-step graphs step after step with parameters, AdamW moments and gradient accumulators
+// kept in pre-allocated ONNX Runtime output buffers (double-buffered: each run reads buffer A and
+// has ORT write buffer B, then they swap), so no weights are copied between steps.
+//
+// A step takes one batch (the fused forward+backward+AdamW graph) or an array of micro-batches (the
+// grad graph once per micro-batch, accumulating gradients, then the apply graph). Several sessions
+// share the state, which is why the buffers live here rather than in one StatefulRunner.
 //
 // The step counter t counts applied updates: a skipped (non-finite) step leaves it unchanged, so
 // bias correction continues exactly as if the bad batch had never been seen.
 
 import { compile } from '../exec.ts';
-import { type HostTensor, hostTensor } from '../runtime/host.ts';
-import type { RuntimeOptions } from '../runtime/session.ts';
-import { StatefulRunner } from '../runtime/stateful.ts';
-import type { TrainStepGraph } from './graph.ts';
+import { type HostTensor, cloneTensor, describe, hostTensor } from '../runtime/host.ts';
+import { type RuntimeOptions, type Session, mismatch } from '../runtime/session.ts';
+import type { Combine, StepGraph, TrainStepGraph } from './graph.ts';
 
 export interface StepResult {
   loss: number;
@@ -19,20 +23,31 @@ export interface StepResult {
 }
 
 export type ParamValues = Record<string, Float32Array | Float64Array>;
+export type Batch = Record<string, HostTensor>;
+
+/** How micro-batch values of a metric become the step's value. */
+export const COMBINE: Record<Combine, (xs: readonly number[]) => number> = {
+  sum: (xs) => xs.reduce((a, b) => a + b, 0),
+  mean: (xs) => xs.reduce((a, b) => a + b, 0) / xs.length,
+  max: (xs) => Math.max(...xs),
+  min: (xs) => Math.min(...xs),
+};
 
 export class Trainer {
   /** Number of updates applied so far (AdamW's t after the last applied step). */
   t = 0;
   skippedInARow = 0;
   skippedTotal = 0;
+  private accumSessions: Promise<{ grad: Session; apply: Session }> | null = null;
 
   private constructor(
     readonly spec: TrainStepGraph,
-    private readonly runner: StatefulRunner,
+    private readonly session: Session,
+    private readonly state: StateBuffers,
+    private readonly opts: RuntimeOptions,
   ) {}
 
   static async create(spec: TrainStepGraph, init: ParamValues, opts: RuntimeOptions = {}): Promise<Trainer> {
-    const session = await compile(spec.graph, opts);
     const initial: Record<string, HostTensor> = {};
     for (const p of spec.params) {
       const data = init[p.name];
@@ -41,15 +56,17 @@ export class Trainer {
       initial[`m.${p.name}`] = hostTensor(p.dtype, p.shape);
       initial[`v.${p.name}`] = hostTensor(p.dtype, p.shape);
     }
-    return new Trainer(spec, new StatefulRunner(session, spec.stateMap, initial));
+    const session = await compile(spec.graph, opts);
+    const state = new StateBuffers(initial);
+    state.check(session, spec);
+    return new Trainer(spec, session, state, opts);
   }
 
-  async step(batch: Record<string, HostTensor>, lr: number): Promise<StepResult> {
-    const dtype = this.spec.params[0]!.dtype;
-    const feeds = { ...batch, lr: scalarOf(dtype, lr), step: scalarOf(dtype, this.t + 1) };
-    const out = await this.runner.step(feeds, this.spec.metrics);
-    const metrics: Record<string, number> = {};
-    for (const name of this.spec.metrics) metrics[name] = Number(out[name]!.data[0]);
+  /** One optimizer step on one batch, or on several micro-batches whose losses sum to the batch loss. */
+  async step(batch: Batch | readonly Batch[], lr: number): Promise<StepResult> {
+    const batches = Array.isArray(batch) ? batch : [batch as Batch];
+    if (batches.length === 0) throw new Error('Trainer.step: no micro-batches');
+    const metrics = batches.length === 1 ? await this.fused(batches[0]!, lr) : await this.accumulated(batches, lr);
     const skipped = metrics.skipped !== 0;
     if (skipped) {
       this.skippedInARow++;
@@ -64,28 +81,161 @@ export class Trainer {
   /** Copies of the current parameter values. */
   params(): ParamValues {
     const out: ParamValues = {};
-    for (const p of this.spec.params) out[p.name] = this.runner.state(p.name).data.slice() as Float32Array | Float64Array;
+    for (const p of this.spec.params) out[p.name] = this.state.get(p.name).data.slice() as Float32Array | Float64Array;
     return out;
   }
 
   /** Copies of parameters and moments plus t: everything needed to resume bit-exactly. */
   exportState(): { t: number; tensors: Record<string, HostTensor> } {
-    return { t: this.t, tensors: this.runner.snapshot() };
+    return { t: this.t, tensors: this.state.snapshot(this.spec.stateMap.map(([n]) => n)) };
   }
 
   importState(state: { t: number; tensors: Record<string, HostTensor> }): void {
-    for (const [name, tensor] of Object.entries(state.tensors)) this.runner.setState(name, tensor.data);
+    for (const [name, tensor] of Object.entries(state.tensors)) this.state.set(name, tensor);
     this.t = state.t;
   }
 
-  /** Stop ORT profiling (when `profileFile` was set) and return the trace file's path. */
+  /** Stop ORT profiling (when `profileFile` was set) and return the fused session's trace file path. */
   endProfiling(): string | null {
-    return this.runner.session.endProfiling();
+    return this.session.endProfiling();
   }
 
   async release(): Promise<void> {
-    await this.runner.release();
+    await this.session.release();
+    if (this.accumSessions) {
+      const a = await this.accumSessions;
+      await Promise.all([a.grad.release(), a.apply.release()]);
+    }
   }
+
+  private async fused(batch: Batch, lr: number): Promise<Record<string, number>> {
+    const out = await this.state.run(this.session, this.spec, { ...batch, ...this.scalars(lr) });
+    return numbers(out);
+  }
+
+  private async accumulated(batches: readonly Batch[], lr: number): Promise<Record<string, number>> {
+    const accum = this.spec.accum;
+    if (!accum) throw new Error(`Trainer.step: ${batches.length} micro-batches, but the train step was built without accumulation graphs; build it with buildTrainStep(..., { microBatches: true })`);
+    const s = await this.openAccum(accum);
+    const per: Array<Record<string, number>> = [];
+    let combined: Record<string, number>;
+    let applied: Record<string, number>;
+    try {
+      for (const mb of batches) per.push(numbers(await this.state.run(s.grad, accum.grad, mb)));
+      combined = combineMetrics(per, this.spec.combine ?? {});
+      applied = numbers(await this.state.run(s.apply, accum.apply, { ...this.scalars(lr), loss: scalarOf(this.dtype, combined.loss!) }));
+    } catch (e) {
+      for (const [acc] of accum.grad.stateMap) this.state.get(acc).data.fill(0 as never); // a failed step leaves no partial sums
+      throw e;
+    }
+    const metrics: Record<string, number> = {};
+    for (const name of this.spec.metrics) metrics[name] = combined[name] ?? applied[name]!;
+    return metrics;
+  }
+
+  /** Compile the grad and apply graphs on first use and allocate the (zero) accumulators. */
+  private openAccum(accum: NonNullable<TrainStepGraph['accum']>): Promise<{ grad: Session; apply: Session }> {
+    this.accumSessions ??= (async () => {
+      const [grad, apply] = await Promise.all([compile(accum.grad.graph, this.opts), compile(accum.apply.graph, this.opts)]);
+      for (const p of this.spec.params) this.state.add(`acc.${p.name}`, hostTensor(p.dtype, p.shape));
+      this.state.check(grad, accum.grad);
+      this.state.check(apply, accum.apply);
+      return { grad, apply };
+    })();
+    return this.accumSessions;
+  }
+
+  private get dtype(): string {
+    return this.spec.params[0]!.dtype;
+  }
+
+  private scalars(lr: number): Batch {
+    return { lr: scalarOf(this.dtype, lr), step: scalarOf(this.dtype, this.t + 1) };
+  }
+}
+
+/** Per-micro-batch metric values folded with each metric's combine; loss always sums. */
+export function combineMetrics(per: ReadonlyArray<Record<string, number>>, combine: Record<string, Combine>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const name of Object.keys(per[0] ?? {})) out[name] = COMBINE[name === 'loss' ? 'sum' : (combine[name] ?? 'mean')](per.map((m) => m[name]!));
+  return out;
+}
+
+/**
+ * Two buffers per state tensor, shared by every session of a trainer. A run feeds the current
+ * buffer of each state input the session declares (read-only unless it is in the step's stateMap),
+ * has ORT write each mapped output into the spare buffer, and swaps only after the run succeeded:
+ * a run that throws leaves the state as it was.
+ */
+class StateBuffers {
+  private cur = new Map<string, HostTensor>();
+  private spare = new Map<string, HostTensor>();
+
+  constructor(initial: Record<string, HostTensor>) {
+    for (const [n, t] of Object.entries(initial)) this.add(n, t);
+  }
+
+  add(name: string, t: HostTensor): void {
+    this.cur.set(name, t);
+    this.spare.set(name, hostTensor(t.dtype, t.dims));
+  }
+
+  /** Every state the session reads or writes exists and fits what the graph declares. */
+  check(session: Session, step: StepGraph): void {
+    const fail = (m: string) => new Error(`Trainer (${session.name}): ${m}`);
+    for (const [i, o] of step.stateMap) {
+      if (!this.cur.has(i)) throw fail(`state "${i}" has no buffer`);
+      if (!session.output(o)) throw fail(`state output "${o}" is not a graph output`);
+    }
+    for (const n of session.inputNames) {
+      const t = this.cur.get(n);
+      const why = t && mismatch(session.input(n)!, t);
+      if (why) throw fail(`state "${n}": ${why}`);
+    }
+  }
+
+  async run(session: Session, step: StepGraph, feeds: Batch): Promise<Record<string, HostTensor>> {
+    const all: Batch = { ...feeds };
+    for (const n of session.inputNames) {
+      const t = this.cur.get(n);
+      if (!t) continue;
+      if (feeds[n]) throw new Error(`Trainer: feed "${n}" is trainer state; use importState() to change it`);
+      all[n] = t;
+    }
+    const fetches: Record<string, HostTensor | null> = {};
+    for (const [i, o] of step.stateMap) fetches[o] = this.spare.get(i)!;
+    for (const n of step.metrics) fetches[n] = null;
+    const out = await session.run(all, fetches);
+    for (const [i] of step.stateMap) {
+      const t = this.cur.get(i)!;
+      this.cur.set(i, this.spare.get(i)!);
+      this.spare.set(i, t);
+    }
+    return Object.fromEntries(step.metrics.map((n) => [n, out[n]!]));
+  }
+
+  /** The current value: a view, valid until the next run that writes it. */
+  get(name: string): HostTensor {
+    const t = this.cur.get(name);
+    if (!t) throw new Error(`Trainer: no state "${name}"; state: ${[...this.cur.keys()].slice(0, 8).join(', ')}...`);
+    return t;
+  }
+
+  /** Overwrite a state's current value (copied in); dtype and dims must match. */
+  set(name: string, value: HostTensor): void {
+    const dst = this.get(name);
+    if (dst.dtype !== value.dtype || dst.data.length !== value.data.length || dst.dims.join() !== value.dims.join())
+      throw new Error(`Trainer: state "${name}" is ${describe(dst)}, got ${describe(value)}`);
+    (dst.data as Float32Array).set(value.data as Float32Array);
+  }
+
+  snapshot(names: readonly string[]): Record<string, HostTensor> {
+    return Object.fromEntries(names.map((n) => [n, cloneTensor(this.get(n))]));
+  }
+}
+
+function numbers(out: Record<string, HostTensor>): Record<string, number> {
+  return Object.fromEntries(Object.entries(out).map(([n, t]) => [n, Number(t.data[0])]));
 }
 
 function scalarOf(dtype: string, v: number): HostTensor {

@@ -1,0 +1,153 @@
+// The clipped policy loss of the train step (ALGORITHMS §4), with the optional reference-KL and
+// distillation terms, written on position-aligned log-probs [B, T] (see student/model/score.ts).
+//
+//   ρ = exp(log π_θ − log π_old)
+//   ppo:                 ℓ = −min(ρ·A, clip(ρ, 1−ε_low, 1+ε_high)·A)
+//   importance_sampling: ℓ = −ρ·A
+//   + β · KL_est(log π_ref − log π_θ)          reference KL (k3 by default)
+//   + c · KL_est(log π_T − log π_θ)             distillation, blend mode `loss` (k2 by default)
+//   L = Σ_{b,t} ℓ · w,   w from the host-side aggregation (aggregate.ts)
+//
+// Every per-token input is read only where loss_mask = 1: elsewhere it is replaced by a neutral
+// value before any exp, so padding and prompt positions may hold anything (even NaN) without
+// reaching the loss, its gradient or a metric. Teacher and reference log-probs are data inputs and
+// never differentiated. Metrics are means over the whole batch's completion tokens (through the
+// `batch_tokens` input) or maxima/minima, so they combine exactly over micro-batches.
+
+import { type DType, type Graph, type Tensor, abs, add, and, cast, clip, div, exp, greater, less, minimum, mul, neg, or, reduceMax, sub, sumAll, where } from '../../engine/index.ts';
+import type { MetricSpec } from '../../engine/train/graph.ts';
+
+export type PolicyLossType = 'ppo' | 'importance_sampling';
+export type KlEstimatorName = 'k1' | 'k2' | 'k3';
+
+export interface PolicyLossOptions {
+  /** Surrogate (default ppo). */
+  type?: PolicyLossType;
+  /** ε_low: ρ is clipped below at 1 − ε_low (default 0.2). */
+  clipLow?: number;
+  /** ε_high: ρ is clipped above at 1 + ε_high (default 0.2; DAPO's clip-higher uses ~0.28). */
+  clipHigh?: number;
+  /** Reference KL penalty β·KL(π_θ‖π_ref) per completion token; needs the ref_logprobs input. */
+  refKl?: { beta: number; estimator?: KlEstimatorName };
+  /** Distillation loss c·KL per completion token (blend mode `loss`); needs teacher_logprobs. */
+  distill?: { coef: number; estimator?: KlEstimatorName };
+}
+
+/** The graph inputs of the loss beyond the model's; names are the feed names. */
+export interface PolicyInputs {
+  mask: Tensor; // loss_mask [B, T]: 1 on completion tokens, aligned like the log-probs
+  weights: Tensor; // loss_weights [B, T]: aggregation weights over the whole batch
+  advantages: Tensor; // advantages [B, T]
+  oldLogprobs: Tensor; // old_logprobs [B, T]: the sampler's log π_old, nats
+  refLogprobs?: Tensor; // ref_logprobs [B, T]
+  teacherLogprobs?: Tensor; // teacher_logprobs [B, T]
+  batchTokens: Tensor; // batch_tokens []: completion tokens in the whole batch (≥ 1), for metric means
+}
+
+export class LossConfigError extends Error {
+  override name = 'LossConfigError';
+}
+
+interface Surrogate {
+  /** Per-token loss from ρ and A.   [B, T] */
+  loss: (rho: Tensor, adv: Tensor, eps: { low: number; high: number }) => Tensor;
+  /** Where the clip is active (the gradient is cut), or null for an unclipped surrogate. */
+  clipped: ((rho: Tensor, adv: Tensor, eps: { low: number; high: number }) => Tensor) | null;
+}
+
+export const POLICY_LOSSES: Readonly<Record<PolicyLossType, Surrogate>> = {
+  ppo: {
+    loss: (rho, adv, e) => neg(minimum(mul(rho, adv), mul(clip(rho, 1 - e.low, 1 + e.high), adv))),
+    clipped: (rho, adv, e) => or(and(greater(rho, 1 + e.high), greater(adv, 0)), and(less(rho, 1 - e.low), less(adv, 0))),
+  },
+  importance_sampling: { loss: (rho, adv) => neg(mul(rho, adv)), clipped: null },
+};
+
+interface KlEstimator {
+  /** What the gradient of this estimator does when used as a loss on the student's samples. */
+  label: string;
+  /** Per-token loss from u = log π_other − log π_θ, or null when refused as a loss. */
+  loss: ((u: Tensor) => Tensor) | null;
+}
+
+/** KL estimators used as losses (ALGORITHMS §5), keyed by name. */
+export const KL_ESTIMATORS: Readonly<Record<KlEstimatorName, KlEstimator>> = {
+  k1: {
+    label: 'k1 = log π_θ − log π_other: zero expected gradient as a loss (E[∇ log π_θ] = 0 on the student\'s samples)',
+    loss: null,
+  },
+  k2: { label: 'k2 = ½ (log π_θ − log π_other)²: the per-token reverse-KL gradient', loss: (u) => mul(mul(u, u), 0.5) },
+  k3: { label: 'k3 = e^u − u − 1, u = log π_other − log π_θ: a forward-KL-like gradient', loss: (u) => sub(sub(exp(u), u), 1) },
+};
+
+/** The estimator `name` for the `term` loss, refusing k1 with what to use instead. */
+export function klLoss(name: KlEstimatorName, term: string): (u: Tensor) => Tensor {
+  const est = KL_ESTIMATORS[name];
+  if (!est) throw new LossConfigError(`${term}: unknown KL estimator "${name}"; known: ${Object.keys(KL_ESTIMATORS).join(', ')}`);
+  if (!est.loss)
+    throw new LossConfigError(
+      `${term}: the k1 estimator cannot be used as a loss: ${est.label}. Use k1 as a reward instead (the teacher term of the advantage, ALGORITHMS §2), or k2 (reverse-KL gradient) or k3 (forward-KL-like) as a loss.`,
+    );
+  return est.loss;
+}
+
+/** Check options before any graph is built (clear errors at configuration time). */
+export function checkPolicyLossOptions(o: PolicyLossOptions): void {
+  const type = o.type ?? 'ppo';
+  if (!POLICY_LOSSES[type]) throw new LossConfigError(`unknown policy loss "${type}"; known: ${Object.keys(POLICY_LOSSES).join(', ')}`);
+  for (const [k, v] of [['clipLow', o.clipLow], ['clipHigh', o.clipHigh]] as const)
+    if (v !== undefined && !(v >= 0)) throw new LossConfigError(`${k} must be ≥ 0, got ${v}`);
+  if (o.refKl) klLoss(o.refKl.estimator ?? 'k3', 'refKl');
+  if (o.distill) klLoss(o.distill.estimator ?? 'k2', 'distill');
+}
+
+/** Declare the loss inputs on `g` (ref/teacher only when their term is enabled). */
+export function policyInputs(g: Graph, dtype: DType, o: PolicyLossOptions): PolicyInputs {
+  const bt = (name: string) => g.input(name, ['B', 'T'], dtype);
+  return {
+    mask: bt('loss_mask'),
+    weights: bt('loss_weights'),
+    advantages: bt('advantages'),
+    oldLogprobs: bt('old_logprobs'),
+    refLogprobs: o.refKl ? bt('ref_logprobs') : undefined,
+    teacherLogprobs: o.distill ? bt('teacher_logprobs') : undefined,
+    batchTokens: g.input('batch_tokens', [], dtype),
+  };
+}
+
+/** The loss and metrics from the student's log-probs `logp` [B, T] (differentiable). */
+export function policyLoss(logp: Tensor, x: PolicyInputs, o: PolicyLossOptions): { loss: Tensor; metrics: Record<string, MetricSpec> } {
+  checkPolicyLossOptions(o);
+  const surrogate = POLICY_LOSSES[o.type ?? 'ppo'];
+  const eps = { low: o.clipLow ?? 0.2, high: o.clipHigh ?? 0.2 };
+  const on = greater(x.mask, 0); // [B, T] bool
+  const masked = (t: Tensor, neutral = 0) => where(on, t, neutral); // off-mask values never reach an exp
+  const mean = (t: Tensor) => div(sumAll(masked(t)), x.batchTokens); // over the whole batch's tokens
+
+  const logRatio = masked(sub(logp, x.oldLogprobs)); // [B, T]
+  const rho = exp(logRatio); // [B, T], 1 off-mask
+  const adv = masked(x.advantages); // [B, T]
+  let perToken = surrogate.loss(rho, adv, eps); // [B, T]
+  const metrics: Record<string, MetricSpec> = {
+    clip_fraction: { value: surrogate.clipped ? mean(cast(surrogate.clipped(rho, adv, eps), logp.dtype)) : mul(x.batchTokens, 0), combine: 'sum' },
+    ratio_min: { value: neg(reduceMax(masked(neg(rho), -Infinity), [0, 1])), combine: 'min' }, // +∞ when no token is masked in
+    ratio_max: { value: reduceMax(masked(rho), [0, 1]), combine: 'max' },
+    logprob_gap_max: { value: reduceMax(abs(logRatio), [0, 1]), combine: 'max' },
+    entropy_estimate: { value: mean(neg(logp)), combine: 'sum' },
+  };
+  if (o.refKl) {
+    if (!x.refLogprobs) throw new LossConfigError('refKl is enabled but no ref_logprobs input was declared');
+    const k = klLoss(o.refKl.estimator ?? 'k3', 'refKl')(masked(sub(x.refLogprobs, logp))); // [B, T]
+    perToken = add(perToken, mul(k, o.refKl.beta));
+    metrics.kl_ref = { value: mean(k), combine: 'sum' };
+  }
+  if (o.distill) {
+    if (!x.teacherLogprobs) throw new LossConfigError('distill is enabled but no teacher_logprobs input was declared');
+    const est = o.distill.estimator ?? 'k2';
+    const k = klLoss(est, 'distill')(masked(sub(x.teacherLogprobs, logp))); // [B, T]
+    perToken = add(perToken, mul(k, o.distill.coef));
+    metrics[`distill_${est}`] = { value: mean(k), combine: 'sum' };
+  }
+  const loss = sumAll(mul(masked(perToken), masked(x.weights)));
+  return { loss, metrics };
+}

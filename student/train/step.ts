@@ -1,0 +1,66 @@
+// The student's train steps: the policy step (RL / on-policy distillation) and the SFT step, each
+// one engine objective -- model forward -> aligned log-probs -> loss -- handed to the engine's
+// `buildTrainStep`, which emits the fused graph (and, with `microBatches`, the grad and apply graphs
+// for gradient accumulation). Feed them with `packPolicyBatch` / `packSftBatch` (batch.ts) and,
+// for accumulation, `splitMicroBatches`; run them with the engine's Trainer.
+//
+// Graph inputs: every weight (HF names), input_ids / attention_mask / position_ids [B, T],
+// inv_temperature [] (1/τ of the sampler, so π_θ is scored like π_old was), the loss inputs of
+// policy.ts or sft.ts, and lr / step. Outputs: new weights and moments, loss, grad_norm, skipped
+// and the loss's metrics.
+
+import type { DType, Graph } from '../../engine/index.ts';
+import type { AdamWConfig } from '../../engine/optim/adamw.ts';
+import { type Objective, type TrainStepGraph, buildTrainStep } from '../../engine/train/graph.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { declareWeights } from '../model/lm.ts';
+import { alignedLogprobs, sequenceInputs } from '../model/score.ts';
+import { type PolicyLossOptions, checkPolicyLossOptions, policyInputs, policyLoss } from './policy.ts';
+import { sftInputs, sftLoss } from './sft.ts';
+
+export { packPolicyBatch, packSftBatch, splitMicroBatches, type PolicyRollout, type SftExample, type Feeds } from './batch.ts';
+
+export interface TrainStepOptions {
+  /** Compute dtype of weights, optimizer state and float inputs (float64 for gradient checks). */
+  dtype?: 'float32' | 'float64';
+  /** Decoupled weight decay of matrices (norms and biases are never decayed). */
+  weightDecay?: number;
+  adamw?: Partial<AdamWConfig>;
+  /** Vocabulary rows per log-softmax chunk (memory vs speed). */
+  chunk?: number;
+  /** Also build the grad/apply graphs so Trainer.step accepts micro-batches. */
+  microBatches?: boolean;
+}
+
+export interface PolicyStepOptions extends TrainStepOptions {
+  loss?: PolicyLossOptions;
+}
+
+/** The policy objective on a fresh graph: loss = Σ ℓ·w over completion tokens, plus metrics. */
+export function policyObjective(c: ModelConfig, opts: PolicyStepOptions = {}): Objective {
+  const lossOpts = opts.loss ?? {};
+  checkPolicyLossOptions(lossOpts);
+  return (g) => policyLoss(studentLogprobs(g, c, opts), policyInputs(g, dtypeOf(opts), lossOpts), lossOpts);
+}
+
+/** The SFT objective on a fresh graph: token-mean cross-entropy of the completion tokens. */
+export function sftObjective(c: ModelConfig, opts: TrainStepOptions = {}): Objective {
+  return (g) => sftLoss(studentLogprobs(g, c, opts), sftInputs(g, dtypeOf(opts)));
+}
+
+export function buildPolicyTrainStep(c: ModelConfig, opts: PolicyStepOptions = {}): TrainStepGraph {
+  return buildTrainStep(policyObjective(c, opts), { name: 'policy', adamw: opts.adamw, microBatches: opts.microBatches });
+}
+
+export function buildSftTrainStep(c: ModelConfig, opts: TrainStepOptions = {}): TrainStepGraph {
+  return buildTrainStep(sftObjective(c, opts), { name: 'sft', adamw: opts.adamw, microBatches: opts.microBatches });
+}
+
+/** Trainable weights + sequence inputs -> aligned log π_θ [B, T] at the fed temperature. */
+function studentLogprobs(g: Graph, c: ModelConfig, opts: TrainStepOptions) {
+  const dtype = dtypeOf(opts);
+  const p = declareWeights(g, c, { trainable: true, weightDecay: opts.weightDecay ?? 0, dtype });
+  return alignedLogprobs(c, p, sequenceInputs(g, dtype), { chunk: opts.chunk }).logprobs;
+}
+
+const dtypeOf = (o: TrainStepOptions): DType => o.dtype ?? 'float32';
