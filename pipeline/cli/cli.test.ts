@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -13,7 +13,7 @@ import { tinyConfig } from '../../student/model/init.ts';
 const bin = new URL('../../bin/opd.mjs', import.meta.url).pathname;
 const run = async (...args: string[]) => {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, ...args], { env: { ...process.env, OPD_LOG_LEVEL: 'warn' } });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, ...args], { env: { ...process.env, OPD_LOG_LEVEL: 'info' } });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -59,4 +59,21 @@ test('usage errors exit 2 naming the flag; bad input exits 1 naming file and lin
   const cmd = await run('frobnicate');
   assert.equal(cmd.code, 2);
   assert.match(cmd.stderr, /unknown command "frobnicate"/);
+});
+
+test('opd sft: the loss falls, the output is an HF model dir, and two runs are bit-identical', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'opd-cli-'));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(tinyConfig()));
+  assert.equal((await run('model', 'init', '--config', join(dir, 'config.json'), '--out', join(dir, 'm'), '--seed', '2')).code, 0);
+  const lines = Array.from({ length: 50 }, (_, i) => JSON.stringify({ prompt: `${i % 10}+${(i * 3) % 10}=`, completion: String((i % 10) + ((i * 3) % 10)) }));
+  writeFileSync(join(dir, 'd.jsonl'), lines.join('\n') + '\n');
+  const args = ['sft', '--model', join(dir, 'm'), '--data', join(dir, 'd.jsonl'), '--steps', '60', '--lr', '3e-3', '--batch-size', '8', '--seed', '1'];
+  const a = await run(...args, '--out', join(dir, 'a'));
+  assert.equal(a.code, 0, a.stderr);
+  const losses = [...a.stderr.matchAll(/loss (\d+\.\d+)/g)].map((m) => Number(m[1]));
+  assert.ok(losses[0]! > 3 && losses.at(-1)! < 0.75 * losses[0]!, `loss should fall: ${losses.join(', ')}`);
+  assert.equal((await run(...args, '--out', join(dir, 'b'))).code, 0);
+  assert.ok(readFileSync(join(dir, 'a', 'model.safetensors')).equals(readFileSync(join(dir, 'b', 'model.safetensors'))), 'bit-identical weights');
+  const scored = await run('score', '--model', join(dir, 'a'), '--input', join(dir, 'd.jsonl'));
+  assert.equal(scored.code, 0, 'the SFT output loads as a model directory');
 });

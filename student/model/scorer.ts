@@ -70,6 +70,8 @@ export class Scorer {
 
   private async scoreBatch(reqs: readonly ScoreRequest[]): Promise<ScoreResult[]> {
     const packed = packSequences(reqs.map((r) => r.ids), 0, 'right');
+    // Rows of one token have nothing to score; ORT's TopK aborts the process on an empty axis.
+    if (packed.input_ids.dims[1]! < 2) return reqs.map(() => (this.opts.topK ? { logprobs: [], topIds: [], topLogprobs: [] } : { logprobs: [] }));
     const run = await this.session.run({
       input_ids: packed.input_ids,
       attention_mask: packed.attention_mask,

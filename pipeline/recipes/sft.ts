@@ -1,0 +1,83 @@
+// Supervised fine-tuning: masked next-token cross-entropy on completion tokens (TRL's
+// prompt/completion format; the completion gets the tokenizer's EOS appended, as TRL does).
+// One readable loop: shuffle (seeded) -> batch -> train step -> log -> save in HF layout.
+// Deliberately simple: constant learning rate after a linear warm-up, no evaluation split.
+
+import { Rng } from '../../engine/rng.ts';
+import { Trainer } from '../../engine/train/trainer.ts';
+import type { RuntimeOptions } from '../../engine/runtime/session.ts';
+import type { Tokenizer } from '../../data/tokenizer/types.ts';
+import type { ModelDir, Weights } from '../../student/model/weights.ts';
+import { buildSftTrainStep, packSftBatch, type SftExample } from '../../student/train/step.ts';
+
+export interface SftOptions {
+  steps: number;
+  /** Peak learning rate. */
+  lr: number;
+  /** Linear warm-up steps before the constant rate. */
+  warmup: number;
+  batchSize: number;
+  seed: number;
+  weightDecay: number;
+  maxGradNorm: number;
+  runtime?: RuntimeOptions;
+  /** Called every step with (step, loss); used for progress lines. */
+  onStep?: (step: number, loss: number, skipped: boolean) => void;
+}
+
+export interface SftRecord {
+  prompt: string;
+  completion: string;
+  where: string; // file:line, for errors
+}
+
+export function tokenizeSft(tok: Tokenizer, recs: readonly SftRecord[], maxLen: number): SftExample[] {
+  const eos = tok.eosTokenIds[0];
+  if (eos === undefined) throw new Error('sft: the tokenizer has no EOS token to end completions with');
+  return recs.map((r) => {
+    const promptIds = tok.encode(r.prompt);
+    const completionIds = [...tok.encode(r.completion, { addSpecialTokens: false }), eos];
+    if (promptIds.length === 0) throw new Error(`${r.where}: the prompt encodes to no tokens`);
+    if (promptIds.length + completionIds.length > maxLen)
+      throw new Error(`${r.where}: ${promptIds.length + completionIds.length} tokens exceed the model's max_position_embeddings ${maxLen}; shorten or drop this record`);
+    return { promptIds, completionIds };
+  });
+}
+
+/** Train `model` on `examples`; returns the new weights and the per-step losses. */
+export async function runSft(model: ModelDir, examples: readonly SftExample[], padId: number, o: SftOptions): Promise<{ weights: Weights; losses: number[] }> {
+  if (examples.length === 0) throw new Error('sft: no training examples');
+  const c = model.config;
+  const step = buildSftTrainStep(c, { weightDecay: o.weightDecay, adamw: { maxGradNorm: o.maxGradNorm } });
+  const trainer = await Trainer.create(step, Object.fromEntries(model.weights), o.runtime);
+  const rng = new Rng(o.seed);
+  let order: number[] = [];
+  const losses: number[] = [];
+  try {
+    for (let s = 1; s <= o.steps; s++) {
+      const batch: SftExample[] = [];
+      while (batch.length < o.batchSize) {
+        if (order.length === 0) order = shuffled(examples.length, rng);
+        batch.push(examples[order.pop()!]!);
+      }
+      const lr = o.lr * Math.min(1, s / Math.max(1, o.warmup));
+      const r = await trainer.step(packSftBatch(batch, { padId }), lr);
+      losses.push(r.loss);
+      o.onStep?.(s, r.loss, r.skipped);
+    }
+    const params = trainer.params();
+    return { weights: new Map(Object.entries(params).map(([k, v]) => [k, v as Float32Array])), losses };
+  } finally {
+    await trainer.release();
+  }
+}
+
+/** Fisher–Yates permutation of 0..n-1 from `rng`. */
+function shuffled(n: number, rng: Rng): number[] {
+  const a = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
