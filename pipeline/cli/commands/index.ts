@@ -3,5 +3,7 @@
 import type { Command } from '../command.ts';
 import { modelInit } from './model-init.ts';
 import { score } from './score.ts';
+import { sft } from './sft.ts';
+import { teacherServe } from './teacher-serve.ts';
 
-export const commands: Command[] = [modelInit, score];
+export const commands: Command[] = [modelInit, score, sft, teacherServe];

@@ -1,0 +1,78 @@
+// `opd teacher serve --model DIR|FILE.onnx`: a local teacher over vLLM's OpenAI-compatible
+// completions protocol (teacher/server.ts), until SIGINT or SIGTERM, which close it cleanly (answers
+// in flight are finished; exit code 0). Prints the listening URL on stdout. Listens on 127.0.0.1
+// unless --host is given; a non-loopback --host is allowed, with a warning.
+
+import { readFileSync } from 'node:fs';
+import { LocalTeacher } from '../../../teacher/local.ts';
+import { isLoopback, TeacherServer } from '../../../teacher/server.ts';
+import { createLogger } from '../../log.ts';
+import { num, runtimeFrom, runtimeOptions, str } from '../args.ts';
+import { type Command, UsageError } from '../command.ts';
+
+function readToken(file: string | null): string | null {
+  if (file === null) return null;
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    throw new UsageError(`--token-file ${file}: cannot read it (${(e as Error).message})`);
+  }
+  if (!token) throw new UsageError(`--token-file ${file} is empty`);
+  return token;
+}
+
+export const teacherServe: Command = {
+  name: 'teacher serve',
+  summary: 'serve a local teacher over the vLLM/OpenAI completions protocol (prompt_logprobs)',
+  usage:
+    'teacher serve --model DIR|FILE.onnx [--tokenizer DIR] [--host 127.0.0.1] [--port 8000] [--token-file F] [--max-body-bytes N] ' +
+    '[--max-seq-len N] [--max-logprobs K] [--temperature T] [--served-model-name NAME] [--batch-tokens N] [--device cpu] [--threads N]',
+  options: {
+    model: { type: 'string' },
+    tokenizer: { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'string' },
+    'token-file': { type: 'string' },
+    'max-body-bytes': { type: 'string' },
+    'max-seq-len': { type: 'string' },
+    'max-logprobs': { type: 'string' },
+    temperature: { type: 'string' },
+    'served-model-name': { type: 'string' },
+    'batch-tokens': { type: 'string' },
+    ...runtimeOptions,
+  },
+  async run({ values }) {
+    const model = str(values, 'model');
+    const host = str(values, 'host', null);
+    const token = readToken(str(values, 'token-file', null));
+    const port = num(values, 'port', 8000, { int: true, min: 0, max: 65535 });
+    const maxBodyBytes = num(values, 'max-body-bytes', 16 << 20, { int: true, min: 1 });
+    const maxSeqLen = values['max-seq-len'] === undefined ? undefined : num(values, 'max-seq-len', 0, { int: true, min: 1 });
+    const topK = num(values, 'max-logprobs', 20, { int: true, min: 0 });
+    const temperature = num(values, 'temperature', 1, { min: 1e-6 });
+    const batchTokens = values['batch-tokens'] === undefined ? undefined : num(values, 'batch-tokens', 0, { int: true, min: 1 });
+    const log = createLogger();
+    const teacher = await LocalTeacher.open(model, { ...runtimeFrom(values), topK, temperature, batchTokens, tokenizer: str(values, 'tokenizer', null) ?? undefined });
+    let server: TeacherServer;
+    try {
+      if (host !== null && !isLoopback(host))
+        log.warn(`listening on non-loopback address ${host}: anyone who can reach it can use this teacher${token ? '' : ' (no --token-file: no authentication)'}`);
+      server = await TeacherServer.start(teacher, {
+        host: host ?? undefined, port, allowNonLoopback: host !== null, token, maxBodyBytes, maxSeqLen, batchWindowMs: 5,
+        modelName: str(values, 'served-model-name', null) ?? model,
+        log: (level, message) => log.log(level, message),
+      });
+    } catch (e) {
+      await teacher.close();
+      throw e;
+    }
+    console.log(`opd teacher serve: listening on ${server.url} (model ${model}, ${teacher.mode}, vocab ${teacher.identity.vocabSize}, prompt_logprobs <= ${topK})`);
+    const signal = await new Promise<string>((resolve) => {
+      for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => resolve(s));
+    });
+    log.info(`${signal}: closing`);
+    await server.close();
+    await teacher.close();
+  },
+};
