@@ -1,4 +1,6 @@
 // `opd score --model DIR --input F.jsonl`: per-token log-probs of each record, as JSON lines.
+// `--teacher <dir|.onnx|url>` scores through a teacher backend instead (a local model in a worker,
+// any ONNX causal LM, or a vLLM/SGLang-compatible server; a URL needs --tokenizer DIR).
 // A record is {"prompt", "completion"} (the completion's tokens are scored) or {"text"} (every
 // token after the first). Output lines: {"line", "ids", "logprobs"[, "top_ids", "top_logprobs"]},
 // where ids are the scored tokens.
@@ -9,9 +11,11 @@ import { loadTokenizer } from '../../../data/tokenizer/hf.ts';
 import type { Tokenizer } from '../../../data/tokenizer/types.ts';
 import { loadModelDir } from '../../../student/model/weights.ts';
 import { weightFeeds } from '../../../student/model/runner.ts';
-import { type ScoreRequest, Scorer } from '../../../student/model/scorer.ts';
+import { type ScoreRequest, type ScoreResult, Scorer } from '../../../student/model/scorer.ts';
+import { HttpTeacher } from '../../../teacher/http.ts';
+import { LocalTeacher } from '../../../teacher/local.ts';
 import { num, runtimeFrom, runtimeOptions, str } from '../args.ts';
-import type { Command } from '../command.ts';
+import { type Command, UsageError, type Values } from '../command.ts';
 
 /** Token ids and the first scored position of one record; errors name the file and line. */
 export function recordToRequest(tok: Tokenizer, rec: Record<string, unknown>, where: string): ScoreRequest {
@@ -32,19 +36,21 @@ export function recordToRequest(tok: Tokenizer, rec: Record<string, unknown>, wh
 export const score: Command = {
   name: 'score',
   summary: 'per-token log-probs of JSONL records under a model',
-  usage: 'score --model DIR --input F.jsonl [--output OUT.jsonl] [--top-k K] [--temperature T] [--device cpu] [--threads N]',
-  options: { model: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, 'top-k': { type: 'string' }, temperature: { type: 'string' }, ...runtimeOptions },
+  usage: 'score (--model DIR | --teacher DIR|F.onnx|URL [--tokenizer DIR] [--served-model NAME]) --input F.jsonl [--output OUT.jsonl] [--top-k K] [--temperature T] [--device cpu] [--threads N]',
+  options: { model: { type: 'string' }, teacher: { type: 'string' }, tokenizer: { type: 'string' }, 'served-model': { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, 'top-k': { type: 'string' }, temperature: { type: 'string' }, ...runtimeOptions },
   async run({ values }) {
-    const dir = str(values, 'model');
     const input = str(values, 'input');
     const topK = num(values, 'top-k', 0, { int: true, min: 0 });
-    const [model, tok] = await Promise.all([loadModelDir(dir), loadTokenizer(dir)]);
-    const records = await readAllJsonl(input);
-    const reqs = records.map((r) => recordToRequest(tok, r.value, `${input}:${r.line}`));
-    const feeds = weightFeeds(model.config, model.weights);
-    const scorer = await Scorer.create(model.config, () => feeds, { ...runtimeFrom(values), topK, temperature: num(values, 'temperature', 1, { min: 1e-6 }) });
-    const results = await scorer.score(reqs);
-    await scorer.release();
+    const temperature = num(values, 'temperature', 1, { min: 1e-6 });
+    const { tok, score, close } = await backend(values, topK, temperature);
+    let records, reqs, results;
+    try {
+      records = await readAllJsonl(input);
+      reqs = records.map((r) => recordToRequest(tok, r.value, `${input}:${r.line}`));
+      results = await score(reqs);
+    } finally {
+      await close();
+    }
     const outFile = str(values, 'output', null);
     const sink = outFile ? createWriteStream(outFile) : process.stdout;
     results.forEach((res, i) => {
@@ -56,3 +62,28 @@ export const score: Command = {
     if (outFile) await new Promise<void>((resolve, reject) => (sink as ReturnType<typeof createWriteStream>).end((e?: Error | null) => (e ? reject(e) : resolve())));
   },
 };
+
+type Backend = { tok: Tokenizer; score: (reqs: ScoreRequest[]) => Promise<ScoreResult[]>; close: () => Promise<void> };
+
+/** The student's own scoring graph (--model) or a Teacher backend (--teacher). */
+async function backend(values: Values, topK: number, temperature: number): Promise<Backend> {
+  const model = str(values, 'model', null);
+  const teacher = str(values, 'teacher', null);
+  if (!!model === !!teacher) throw new UsageError('give exactly one of --model DIR or --teacher DIR|F.onnx|URL');
+  const rt = runtimeFrom(values);
+  if (model) {
+    const [m, tok] = await Promise.all([loadModelDir(model), loadTokenizer(model)]);
+    const feeds = weightFeeds(m.config, m.weights);
+    const scorer = await Scorer.create(m.config, () => feeds, { ...rt, topK, temperature });
+    return { tok, score: (reqs) => scorer.score(reqs), close: () => scorer.release() };
+  }
+  if (/^https?:\/\//.test(teacher!)) {
+    const tokDir = str(values, 'tokenizer', null);
+    if (!tokDir) throw new UsageError('an HTTP teacher needs --tokenizer DIR to turn text into token ids (and --served-model NAME)');
+    const tok = await loadTokenizer(tokDir);
+    const t = new HttpTeacher({ url: teacher!, model: str(values, 'served-model'), flavor: 'auto', temperature, identity: { tokenizerFingerprint: tok.fingerprint(), vocabSize: tok.vocabSize } });
+    return { tok, score: (reqs) => t.score(reqs, { topK }), close: () => t.close() };
+  }
+  const t = await LocalTeacher.open(teacher!, { topK, temperature, threads: rt.threads, device: rt.device, tokenizer: str(values, 'tokenizer', null) ?? undefined });
+  return { tok: t.tokenizer, score: (reqs) => t.score(reqs, { topK }), close: () => t.close() };
+}
