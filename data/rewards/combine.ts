@@ -1,0 +1,63 @@
+// The reward registry and `combine`: a weighted sum of reward terms, built once before training.
+//
+//   combine([{ type: 'numeric_match', weight: 1 }, { type: 'length_penalty', weight: 1, target: 8 }])
+//   combine([{ type: 'module', path: './my_reward.mjs', export: 'score', weight: 0.5 }])
+//
+// reward = Σ_i weight_i · r_i(prompt, completion, record). `combine` is async because `module` terms
+// are imported up front: a missing export or a bad param fails at startup, not mid-run. Every term's
+// value is checked to be a finite number; anything else throws naming the term and the record id.
+
+import { z } from 'zod';
+import { parseConfig } from '../tasks/config.ts';
+import { BUILTIN_REWARDS } from './builtin.ts';
+import type { RewardContext, RewardFactory, RewardFn, RewardTerm, UserRewardFn } from './types.ts';
+import { describeValue, loadUserReward } from './user.ts';
+
+/** `module`: a user function from a JS/TS file, {path, export="default"}. */
+const moduleReward: RewardFactory = {
+  description: 'module {path, export="default"}: a user function (prompt, completion, record) => number from a JS/TS file',
+  create(params, ctx) {
+    const p = parseConfig('reward module', z.strictObject({ path: z.string().min(1), export: z.string().min(1).optional() }), params);
+    return loadUserReward(p.path, { exportName: p.export, baseDir: ctx.baseDir });
+  },
+};
+
+export const REWARDS: Readonly<Record<string, RewardFactory>> = Object.freeze({ ...BUILTIN_REWARDS, module: moduleReward });
+
+export function rewardTypes(): string[] {
+  return Object.keys(REWARDS).sort();
+}
+
+interface BuiltTerm {
+  label: string;
+  weight: number;
+  fn: UserRewardFn;
+}
+
+async function buildTerm(term: RewardTerm, index: number, ctx: RewardContext): Promise<BuiltTerm> {
+  if (typeof term !== 'object' || term === null || typeof term.type !== 'string')
+    throw new Error(`reward term ${index}: expected an object with a string "type", got ${describeValue(term)}`);
+  const { type, weight = 1, ...params } = term;
+  const factory = Object.hasOwn(REWARDS, type) ? REWARDS[type] : undefined;
+  if (!factory) throw new Error(`reward term ${index}: unknown type "${type}"; known types: ${rewardTypes().join(', ')}`);
+  if (typeof weight !== 'number' || !Number.isFinite(weight))
+    throw new Error(`reward term ${index} (${type}): weight must be a finite number, got ${describeValue(weight)}`);
+  return { label: `reward term ${index} (${type})`, weight, fn: await factory.create(params, ctx) };
+}
+
+/** Build the weighted sum of `terms`. */
+export async function combine(terms: readonly RewardTerm[], ctx: RewardContext = {}): Promise<RewardFn> {
+  if (!Array.isArray(terms) || terms.length === 0) throw new Error('reward: expected a non-empty list of reward terms');
+  const built: BuiltTerm[] = [];
+  for (const [i, t] of terms.entries()) built.push(await buildTerm(t, i, ctx));
+  return async (prompt, completion, record) => {
+    let total = 0;
+    for (const t of built) {
+      const v: unknown = await t.fn(prompt, completion, record);
+      if (typeof v !== 'number' || !Number.isFinite(v))
+        throw new Error(`${t.label} returned ${describeValue(v)} for record ${record.id}; a reward must be a finite number`);
+      total += t.weight * v;
+    }
+    return total;
+  };
+}

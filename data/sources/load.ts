@@ -1,0 +1,118 @@
+// Load a prompt file into TaskRecords, never dropping a record silently (R11, R12).
+//
+// Every row read ends in exactly one place: `records`, `rejects` (malformed — bad JSON, missing
+// prompt or answer, wrong types, duplicate id — or a too-long prompt under onTooLong 'reject'), or
+// the `filteredTooLong` count (too-long prompts under 'filter'). Prompts are never sliced. Rejects
+// go to `rejectsFile` with source, line/row, reason and text; the load then fails when
+// rejects / rows read > maxRejectFraction, and when no record is left at all.
+
+import { writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { TaskRecord } from '../tasks/types.ts';
+import { FORMATS, formatOf, type SourceRow } from './readers.ts';
+import { DEFAULT_FIELDS, previewText, toTaskRecord } from './record.ts';
+import type { FieldMap, LoadResult, Reject, SourceOptions } from './types.ts';
+
+/** Raised when a load stops; carries what was rejected. */
+export class PromptSourceError extends Error {
+  constructor(message: string, readonly rejects: readonly Reject[]) {
+    super(message);
+    this.name = 'PromptSourceError';
+  }
+}
+
+interface Resolved {
+  fields: FieldMap;
+  requireAnswer: boolean;
+  maxRejectFraction: number;
+  maxPromptLength: number;
+  onTooLong: 'reject' | 'filter';
+  promptLength: (prompt: string) => number;
+  unitName: string;
+}
+
+function resolveOptions(source: string, o: SourceOptions): Resolved {
+  const maxRejectFraction = o.maxRejectFraction ?? 0.01;
+  if (!(maxRejectFraction >= 0 && maxRejectFraction <= 1)) throw new Error(`prompt source ${source}: maxRejectFraction must be in [0, 1], got ${maxRejectFraction}`);
+  const maxPromptLength = o.maxPromptLength ?? Infinity;
+  if (!(maxPromptLength > 0)) throw new Error(`prompt source ${source}: maxPromptLength must be positive, got ${maxPromptLength}`);
+  const onTooLong = o.onTooLong ?? 'reject';
+  if (onTooLong !== 'reject' && onTooLong !== 'filter') throw new Error(`prompt source ${source}: onTooLong must be 'reject' or 'filter', got ${String(onTooLong)}`);
+  const tok = o.tokenizer;
+  const encoder = new TextEncoder();
+  return {
+    fields: { ...DEFAULT_FIELDS, ...o.fields },
+    requireAnswer: o.requireAnswer ?? true,
+    maxRejectFraction,
+    maxPromptLength,
+    onTooLong,
+    promptLength: tok ? (p) => tok.encode(p).length : (p) => encoder.encode(p).length,
+    unitName: tok ? 'tokens' : 'bytes',
+  };
+}
+
+/** Mutable tallies of one load. */
+interface Tally {
+  records: TaskRecord[];
+  rejects: Reject[];
+  filteredTooLong: number;
+  total: number;
+  firstSeen: Map<string, number>;
+}
+
+/** Route one row to records, rejects or the filtered count. */
+function routeRow(row: SourceRow, file: string, unit: 'line' | 'row', r: Resolved, t: Tally): void {
+  t.total++;
+  const reject = (reason: string, text: string) => t.rejects.push({ source: file, [unit]: row.index, reason, text });
+  if ('problem' in row) return void reject(row.problem.reason, row.problem.text);
+  const result = toTaskRecord(row.value, r.fields, r.requireAnswer, `${basename(file)}:${row.index}`);
+  if ('reason' in result) return void reject(result.reason, previewText(row.value));
+  const { record } = result;
+  const length = r.promptLength(record.prompt);
+  if (length > r.maxPromptLength) {
+    if (r.onTooLong === 'filter') return void t.filteredTooLong++;
+    return void reject(`prompt too long: ${length} ${r.unitName} > maxPromptLength ${r.maxPromptLength}`, previewText(row.value));
+  }
+  const first = t.firstSeen.get(record.id);
+  if (first !== undefined) return void reject(`duplicate id ${JSON.stringify(record.id)} (first at ${unit} ${first})`, previewText(row.value));
+  t.firstSeen.set(record.id, row.index);
+  t.records.push(record);
+}
+
+async function writeRejects(path: string, rejects: readonly Reject[]): Promise<void> {
+  await writeFile(path, rejects.map((r) => JSON.stringify(r) + '\n').join(''), 'utf8');
+}
+
+function summarize(file: string, t: Tally, r: Resolved, rejectsFile?: string): string {
+  const parts = [`${file}: ${t.records.length} of ${t.total} records loaded`, `${t.rejects.length} rejected${rejectsFile && t.rejects.length ? ` (see ${rejectsFile})` : ''}`];
+  if (r.maxPromptLength !== Infinity) parts.push(`${t.filteredTooLong} filtered as longer than ${r.maxPromptLength} ${r.unitName}`);
+  return parts.join(', ');
+}
+
+function checkThreshold(file: string, t: Tally, r: Resolved, rejectsFile?: string): void {
+  const where = (x: Reject) => `${x.line !== undefined ? `line ${x.line}` : `row ${x.row}`}: ${x.reason}`;
+  const first = t.rejects.slice(0, 3).map(where).join('; ');
+  const seeFile = rejectsFile ? `; all rejects in ${rejectsFile}` : '';
+  if (t.total === 0) throw new PromptSourceError(`prompt source ${file}: no records`, t.rejects);
+  const fraction = t.rejects.length / t.total;
+  if (fraction > r.maxRejectFraction)
+    throw new PromptSourceError(
+      `prompt source ${file}: ${t.rejects.length} of ${t.total} records rejected (${(100 * fraction).toFixed(1)}% > maxRejectFraction ` +
+        `${(100 * r.maxRejectFraction).toFixed(1)}%); first: ${first}${seeFile}`,
+      t.rejects,
+    );
+  if (t.records.length === 0)
+    throw new PromptSourceError(`prompt source ${file}: no usable records (${t.rejects.length} rejected, ${t.filteredTooLong} filtered as too long)${seeFile}`, t.rejects);
+}
+
+/** Read `file` (JSONL, Parquet or Arrow IPC) into TaskRecords under `opts`; see the header for the rules. */
+export async function loadPrompts(file: string, opts: SourceOptions = {}): Promise<LoadResult> {
+  const r = resolveOptions(file, opts);
+  const reader = FORMATS[opts.format ?? formatOf(file)];
+  const t: Tally = { records: [], rejects: [], filteredTooLong: 0, total: 0, firstSeen: new Map() };
+  for await (const row of reader.read(file)) routeRow(row, file, reader.unit, r, t);
+  if (opts.rejectsFile) await writeRejects(opts.rejectsFile, t.rejects);
+  checkThreshold(file, t, r, opts.rejectsFile);
+  const { records, rejects, filteredTooLong, total } = t;
+  return { source: file, records, rejects, filteredTooLong, total, summary: summarize(file, t, r, opts.rejectsFile) };
+}
