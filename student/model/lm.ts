@@ -64,7 +64,21 @@ export interface DecoderInputs {
   positions: Tensor; // [B, T] int64 (RoPE positions; left padding makes them start later)
   bias: Tensor; // additive attention bias, broadcastable to [B, 1, T, S]
   past?: KV[]; // per layer, S_past positions already cached
+  /** One layer's attention over past + new K/V; default `concatAttend` (decoding overrides it). */
+  attend?: Attend;
 }
+
+/**
+ * Attention of one layer: q [B, H, T, Dh], the T new positions' K/V `fresh` [B, Hkv, T, Dh], the
+ * cached `past` [B, Hkv, P, Dh] -> out [B, H, T, Dh] and the K/V the decoder returns as `present`.
+ */
+export type Attend = (q: Tensor, fresh: KV, past: KV | undefined, bias: Tensor) => { out: Tensor; present: KV };
+
+/** Join past and new K/V along S, then attend: present is the whole [B, Hkv, P+T, Dh]. */
+export const concatAttend: Attend = (q, fresh, past, bias) => {
+  const kv = past ? { k: concat([past.k, fresh.k], 2), v: concat([past.v, fresh.v], 2) } : fresh; // [B, Hkv, S, Dh]
+  return { out: attention(q, kv.k, kv.v, bias), present: kv };
+};
 
 /** Hidden states after the final norm [B, T, D], and each layer's K/V including `past`. */
 export function decoder(c: ModelConfig, p: Params, x: DecoderInputs): { hidden: Tensor; present: KV[] } {
@@ -74,14 +88,14 @@ export function decoder(c: ModelConfig, p: Params, x: DecoderInputs): { hidden: 
   let h = gather(p['model.embed_tokens.weight']!, x.ids); // [B, T, D]
   const present: KV[] = [];
   for (let i = 0; i < c.numLayers; i++) {
-    const out = g.scope(`layers.${i}`, () => layer(c, p, `model.layers.${i}`, h, rope, x.bias, x.past?.[i]));
+    const out = g.scope(`layers.${i}`, () => layer(c, p, `model.layers.${i}`, h, rope, x.bias, x.past?.[i], x.attend ?? concatAttend));
     h = out.h;
     present.push(out.kv);
   }
   return { hidden: rmsNorm(h, p['model.norm.weight']!, c.rmsNormEps), present };
 }
 
-function layer(c: ModelConfig, p: Params, pre: string, x: Tensor, rope: { cos: Tensor; sin: Tensor }, bias: Tensor, past?: KV) {
+function layer(c: ModelConfig, p: Params, pre: string, x: Tensor, rope: { cos: Tensor; sin: Tensor }, bias: Tensor, past: KV | undefined, attend: Attend) {
   const w = (n: string) => p[`${pre}.${n}`]!;
   const opt = (n: string) => p[`${pre}.${n}`];
   const [b, t] = [x.shape[0]!, x.shape[1]!];
@@ -97,8 +111,7 @@ function layer(c: ModelConfig, p: Params, pre: string, x: Tensor, rope: { cos: T
   }
   q = applyRope(q, rope.cos, rope.sin);
   k = applyRope(k, rope.cos, rope.sin);
-  const kv = past ? { k: concat([past.k, k], 2), v: concat([past.v, vNew], 2) } : { k, v: vNew }; // [B, Hkv, S, Dh]
-  const a = attention(q, kv.k, kv.v, bias); // [B, H, T, Dh]
+  const { out: a, present: kv } = attend(q, { k, v: vNew }, past, bias); // a [B, H, T, Dh]
   const merged = reshape(transpose(a, [0, 2, 1, 3]), [b, t, c.numHeads * dh]); // [B, T, H·Dh]
   const h1 = add(x, linear(merged, w('self_attn.o_proj.weight')));
   const m = swiglu(rmsNorm(h1, w('post_attention_layernorm.weight'), c.rmsNormEps), w('mlp.gate_proj.weight'), w('mlp.up_proj.weight'), w('mlp.down_proj.weight'));
