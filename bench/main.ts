@@ -3,9 +3,13 @@
 // beside a yardstick measured in the same run (the MatMul peak of this machine).
 
 import { engineBench } from './engine.ts';
+import { lmBench } from './lm.ts';
+import { teacherBench } from './teacher.ts';
 
 const suites: Record<string, (log: (s: string) => void) => Promise<Record<string, unknown>>> = {
   engine: engineBench,
+  lm: lmBench,
+  teacher: teacherBench,
 };
 
 const args = process.argv.slice(2);
