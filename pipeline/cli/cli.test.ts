@@ -76,4 +76,13 @@ test('opd sft: the loss falls, the output is an HF model dir, and two runs are b
   assert.ok(readFileSync(join(dir, 'a', 'model.safetensors')).equals(readFileSync(join(dir, 'b', 'model.safetensors'))), 'bit-identical weights');
   const scored = await run('score', '--model', join(dir, 'a'), '--input', join(dir, 'd.jsonl'));
   assert.equal(scored.code, 0, 'the SFT output loads as a model directory');
+  const gen = await run('generate', '--model', join(dir, 'a'), '--prompt', '1+3=', '--prompt', '2+2=', '--max-new-tokens', '4', '--json');
+  assert.equal(gen.code, 0, gen.stderr);
+  const outs = gen.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(outs.length, 2);
+  for (const o of outs) {
+    assert.equal(o.tokens.length, o.logprobs.length);
+    assert.ok(o.tokens.length >= 1 && o.tokens.length <= 4);
+    assert.equal(o.truncated, o.finish_reason === 'length');
+  }
 });
