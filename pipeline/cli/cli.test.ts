@@ -46,7 +46,7 @@ test('usage errors exit 2 naming the flag; bad input exits 1 naming file and lin
   const dir = mkdtempSync(join(tmpdir(), 'opd-cli-'));
   const missing = await run('score', '--input', 'x.jsonl');
   assert.equal(missing.code, 2);
-  assert.match(missing.stderr, /--model is required/);
+  assert.match(missing.stderr, /give exactly one of --model DIR or --teacher/);
   const unknown = await run('score', '--modle', 'x');
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /modle/);
