@@ -52,4 +52,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `opd score ... | head` closes stdout early: that is the reader being done, not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 process.exitCode = await main(process.argv.slice(2));
