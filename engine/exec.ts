@@ -1,5 +1,5 @@
 // Run a recorded Graph once: emit it, open a session, feed host arrays, return every output.
-// For tests, tools and one-off evaluations; hot loops keep a Session (or StatefulRunner) open.
+// For tests, tools and one-off evaluations; hot loops keep a Session (or a Trainer) open.
 
 import type { Graph } from './ir/graph.ts';
 import { emitOnnx } from './onnx/emit.ts';

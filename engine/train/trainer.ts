@@ -4,7 +4,7 @@
 //
 // A step takes one batch (the fused forward+backward+AdamW graph) or an array of micro-batches (the
 // grad graph once per micro-batch, accumulating gradients, then the apply graph). Several sessions
-// share the state, which is why the buffers live here rather than in one StatefulRunner.
+// share the state, which is why the double buffers live here, beside the sessions that use them.
 //
 // The step counter t counts applied updates: a skipped (non-finite) step leaves it unchanged, so
 // bias correction continues exactly as if the bad batch had never been seen.
@@ -82,6 +82,13 @@ export class Trainer {
   params(): ParamValues {
     const out: ParamValues = {};
     for (const p of this.spec.params) out[p.name] = this.state.get(p.name).data.slice() as Float32Array | Float64Array;
+    return out;
+  }
+
+  /** The current parameter buffers as feeds, without copying; valid until the next step. */
+  paramViews(): Record<string, HostTensor> {
+    const out: Record<string, HostTensor> = {};
+    for (const p of this.spec.params) out[p.name] = this.state.get(p.name);
     return out;
   }
 
