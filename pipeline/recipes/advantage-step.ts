@@ -1,0 +1,89 @@
+// From sampled groups to train-ready rollouts: the "advantages" stage of one GRPO-OPD step.
+//
+//   rewards ─► A^grp (groupAdvantages)            teacher log-probs ─► d = log π_old − log π_T
+//                         └──────── blend ◄──────── A^T = Σ γ^k (−λ d)   (teacherAdvantages)
+//
+// Everything here is a composition of the pure functions in pipeline/algo; it adds only the
+// bookkeeping between them (flattening groups, per-completion masks). Arrays are per completion
+// token (mask all ones), so prompt and padding never enter d, the discount sum or any mean.
+
+import { groupAdvantages, type GroupMode } from '../algo/advantages.ts';
+import { type BlendSpec, blend } from '../algo/blend.ts';
+import { findNonFiniteRows } from '../algo/finite.ts';
+import { type StepMetrics, stepMetrics } from '../algo/metrics.ts';
+import { teacherAdvantages, teacherGap } from '../algo/teacher.ts';
+import type { PolicyRollout } from '../../student/train/batch.ts';
+
+/** One sampled completion of a prompt, with its reward and (when a teacher is used) its scores. */
+export interface SampledRollout {
+  promptIds: readonly number[];
+  completionIds: readonly number[];
+  /** log π_old of each completion token, recorded by the sampler. */
+  logprobs: readonly number[];
+  truncated: boolean;
+  reward: number;
+  correct?: boolean;
+  /** log π_T of each completion token; absent for `grpo`. */
+  teacherLogprobs?: readonly number[];
+}
+
+export interface AdvantageSettings {
+  groupMode: GroupMode;
+  eps: number;
+  baseline: number;
+  blend: BlendSpec;
+  /** λ at this step (after its schedule). */
+  lambda: number;
+  gamma: number;
+}
+
+export interface AdvantageStep {
+  rollouts: PolicyRollout[];
+  /** Absent when the step must be skipped (non-finite input has no meaningful statistics). */
+  metrics?: StepMetrics;
+  /** Coefficient of the k2 distillation loss (blend mode `loss`), else 0. */
+  distillCoef: number;
+  /** Set when a reward or teacher log-prob is NaN/Inf: the caller must skip the step (R7). */
+  nonFinite?: string;
+}
+
+/** `groups[p]` holds the G rollouts of prompt p. */
+export function advantageStep(groups: readonly (readonly SampledRollout[])[], s: AdvantageSettings): AdvantageStep {
+  const flat = groups.flat();
+  const masks = flat.map((r) => new Array<number>(r.completionIds.length).fill(1));
+  const usesTeacher = s.blend.mode !== 'grpo';
+  const bad =
+    findNonFiniteRows('rewards', [flat.map((r) => r.reward)]) ??
+    (usesTeacher ? findNonFiniteRows('teacher log-probs', flat.map((r) => r.teacherLogprobs ?? []), masks) : undefined);
+  const rewards_G = groups.map((g) => g.map((r) => r.reward));
+  const grp = bad ? rewards_G.map((g) => g.map(() => 0)) : groupAdvantages(rewards_G, s.groupMode, s.eps, s.baseline).flat();
+  const d = flat.map((r, i) => (usesTeacher && !bad ? teacherGap(r.logprobs, requireTeacher(r, i), masks[i]!) : masks[i]!.map(() => 0)));
+  const aT = d.map((d_T, i) => teacherAdvantages(d_T, masks[i]!, s.lambda, s.gamma));
+  const blended = bad
+    ? { advantages_BT: masks.map((m) => m.map(() => 0)), distillCoef: 0 }
+    : blend(s.blend, flat.map((r, i) => ({ reward: r.reward, advantageGrp: (grp as number[])[i]!, teacherAdvantages_T: aT[i]!, mask_T: masks[i]! })));
+  const rollouts: PolicyRollout[] = flat.map((r, i) => ({
+    promptIds: r.promptIds,
+    completionIds: r.completionIds,
+    advantages: blended.advantages_BT[i]!,
+    oldLogprobs: r.logprobs,
+    teacherLogprobs: r.teacherLogprobs,
+    truncated: r.truncated,
+  }));
+  if (bad) return { rollouts, distillCoef: 0, nonFinite: bad.message };
+  const metrics = stepMetrics({
+    rewards_G,
+    correct_B: flat.every((r) => r.correct !== undefined) ? flat.map((r) => r.correct!) : undefined,
+    teacherGap_BT: d,
+    advantages_BT: blended.advantages_BT,
+    mask_BT: masks,
+  });
+  return { rollouts, metrics, distillCoef: blended.distillCoef };
+}
+
+function requireTeacher(r: SampledRollout, i: number): readonly number[] {
+  if (!r.teacherLogprobs) throw new Error(`rollout ${i} has no teacher log-probs, but the blend mode needs them`);
+  if (r.teacherLogprobs.length !== r.completionIds.length)
+    throw new Error(`rollout ${i}: ${r.teacherLogprobs.length} teacher log-probs for ${r.completionIds.length} completion tokens`);
+  return r.teacherLogprobs;
+}
