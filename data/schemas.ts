@@ -1,7 +1,7 @@
 // Arrow schemas of every stage boundary, in one file. Each field says its shape and unit.
 // Stages exchange and store these tables only; no untyped bags of arrays cross folders.
 
-import { Field, Float32, Int32, List, Schema, Table, Utf8, vectorFromArray } from 'apache-arrow';
+import { Bool, Field, Float32, Float64, Int32, List, Schema, Table, Utf8, vectorFromArray } from 'apache-arrow';
 
 const listOf = (t: Float32 | Int32) => new List(new Field('item', t, false));
 
@@ -64,6 +64,88 @@ export function tableToTeacherScores(t: Table): TeacherScoreRow[] {
       topK: r.top_k,
       topIds: Array.from(r.top_ids.toArray() as Int32Array),
       topLogprobs: Array.from(r.top_logprobs.toArray() as Float32Array),
+    });
+  }
+  return out;
+}
+
+/**
+ * Rollouts of one step, one row per sampled completion, written after rewards, teacher scores and
+ * advantages are known (the per-step shard `step-NNNNNN.rollouts`). The loss mask is implicit:
+ * exactly the completion tokens; prompt and padding are never stored as scored tokens.
+ * - step: the optimizer step this rollout trains
+ * - prompt_id: the record id (task id or <file>:<line>)
+ * - group: index of the prompt within the step (rollouts of a group share it)
+ * - prompt_ids [P], completion_ids [C]: token ids
+ * - sampler_logprobs [C]: log π_old of each completion token at the sampling temperature, nats
+ * - teacher_logprobs [C]: log π_T of each completion token, nats (empty when no teacher is used)
+ * - advantages [C]: the blended per-token advantage A_{i,t}
+ * - reward: R_i after combining reward functions (float64)
+ * - correct: whether the task's answer check passed
+ * - truncated: the completion hit the token limit without a stop token
+ */
+export const rolloutSchema = new Schema([
+  new Field('step', new Int32(), false),
+  new Field('prompt_id', new Utf8(), false),
+  new Field('group', new Int32(), false),
+  new Field('prompt_ids', listOf(new Int32()), false),
+  new Field('completion_ids', listOf(new Int32()), false),
+  new Field('sampler_logprobs', listOf(new Float32()), false),
+  new Field('teacher_logprobs', listOf(new Float32()), false),
+  new Field('advantages', listOf(new Float32()), false),
+  new Field('reward', new Float64(), false),
+  new Field('correct', new Bool(), false),
+  new Field('truncated', new Bool(), false),
+]);
+
+export interface RolloutRow {
+  step: number;
+  promptId: string;
+  group: number;
+  promptIds: readonly number[];
+  completionIds: readonly number[];
+  samplerLogprobs: readonly number[];
+  teacherLogprobs: readonly number[];
+  advantages: readonly number[];
+  reward: number;
+  correct: boolean;
+  truncated: boolean;
+}
+
+export function rolloutsToTable(rows: readonly RolloutRow[]): Table {
+  const col = <T>(f: (r: RolloutRow) => T) => rows.map(f);
+  return new Table(rolloutSchema, {
+    step: vectorFromArray(col((r) => r.step), new Int32()),
+    prompt_id: vectorFromArray(col((r) => r.promptId), new Utf8()),
+    group: vectorFromArray(col((r) => r.group), new Int32()),
+    prompt_ids: vectorFromArray(col((r) => [...r.promptIds]), listOf(new Int32())),
+    completion_ids: vectorFromArray(col((r) => [...r.completionIds]), listOf(new Int32())),
+    sampler_logprobs: vectorFromArray(col((r) => [...r.samplerLogprobs]), listOf(new Float32())),
+    teacher_logprobs: vectorFromArray(col((r) => [...r.teacherLogprobs]), listOf(new Float32())),
+    advantages: vectorFromArray(col((r) => [...r.advantages]), listOf(new Float32())),
+    reward: vectorFromArray(col((r) => r.reward), new Float64()),
+    correct: vectorFromArray(col((r) => r.correct), new Bool()),
+    truncated: vectorFromArray(col((r) => r.truncated), new Bool()),
+  } as never);
+}
+
+export function tableToRollouts(t: Table): RolloutRow[] {
+  const out: RolloutRow[] = [];
+  const nums = (v: { toArray(): ArrayLike<number> }) => Array.from(v.toArray());
+  for (let i = 0; i < t.numRows; i++) {
+    const r = t.get(i)!;
+    out.push({
+      step: r.step,
+      promptId: r.prompt_id,
+      group: r.group,
+      promptIds: nums(r.prompt_ids),
+      completionIds: nums(r.completion_ids),
+      samplerLogprobs: nums(r.sampler_logprobs),
+      teacherLogprobs: nums(r.teacher_logprobs),
+      advantages: nums(r.advantages),
+      reward: r.reward,
+      correct: r.correct,
+      truncated: r.truncated,
     });
   }
   return out;
