@@ -67,7 +67,8 @@ export function advantageStep(groups: readonly (readonly SampledRollout[])[], s:
     completionIds: r.completionIds,
     advantages: blended.advantages_BT[i]!,
     oldLogprobs: r.logprobs,
-    teacherLogprobs: r.teacherLogprobs,
+    // the train graph takes teacher log-probs only when it adds the k2 distillation loss
+    ...(blended.distillCoef > 0 ? { teacherLogprobs: r.teacherLogprobs } : {}),
     truncated: r.truncated,
   }));
   if (bad) return { rollouts, distillCoef: 0, nonFinite: bad.message };

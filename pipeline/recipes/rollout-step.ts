@@ -1,0 +1,88 @@
+// The sampling half of one GRPO-OPD step: G completions per prompt from the student, a reward for
+// each, and the teacher's log-prob of every completion token.
+//
+// Rewards are computed while the teacher scores (they are independent), and the teacher call is
+// one batched request for the whole step, so an HTTP teacher sees up to its concurrency bound
+// of requests in flight. Completion text for rewards is decoded without special tokens.
+
+import type { Rng } from '../../engine/rng.ts';
+import type { Tokenizer } from '../../data/tokenizer/types.ts';
+import type { RewardFn } from '../../data/rewards/index.ts';
+import type { TaskRecord } from '../../data/tasks/registry.ts';
+import type { Generator } from '../../student/generate/generate.ts';
+import type { Teacher } from '../../teacher/types.ts';
+import type { SampledRollout } from './advantage-step.ts';
+
+export interface SamplingSettings {
+  groupSize: number;
+  maxNewTokens: number;
+  temperature: number;
+  topK?: number;
+  topP?: number;
+}
+
+export interface RolloutStageResult {
+  groups: SampledRollout[][];
+  /** Wall time of each stage, seconds. */
+  timing: { generate_s: number; reward_s: number; teacher_s: number };
+  tokens: { prompt: number; completion: number };
+}
+
+export interface RolloutDeps {
+  generator: Generator;
+  tokenizer: Tokenizer;
+  reward: RewardFn;
+  /** Task answer check; absent when the data has no notion of correctness. */
+  correct?: (record: TaskRecord, completion: string) => boolean;
+  /** Null for pure GRPO (no teacher term). */
+  teacher: Teacher | null;
+  stopTokenIds: readonly number[];
+  padId: number;
+}
+
+export async function rolloutStage(records: readonly TaskRecord[], d: RolloutDeps, s: SamplingSettings, rng: Rng): Promise<RolloutStageResult> {
+  const promptIds = records.map((r) => d.tokenizer.encode(r.prompt));
+  const expanded = promptIds.flatMap((ids) => new Array<readonly number[]>(s.groupSize).fill(ids));
+  const t0 = performance.now();
+  const completions = await d.generator.generate(expanded as number[][], {
+    maxNewTokens: s.maxNewTokens,
+    temperature: s.temperature,
+    topK: s.topK,
+    topP: s.topP,
+    stopTokenIds: d.stopTokenIds,
+    rng,
+    padId: d.padId,
+  });
+  const t1 = performance.now();
+  const texts = completions.map((c) => d.tokenizer.decode(c.tokens, { skipSpecialTokens: true }));
+  const rewardsP = (async () => {
+    const r0 = performance.now();
+    const rewards = await Promise.all(texts.map((t, i) => d.reward(records[Math.floor(i / s.groupSize)]!.prompt, t, records[Math.floor(i / s.groupSize)]!)));
+    return { rewards, seconds: (performance.now() - r0) / 1e3 };
+  })();
+  const teacherP = (async () => {
+    if (!d.teacher) return { scores: null, seconds: 0 };
+    const r0 = performance.now();
+    const scores = await d.teacher.score(completions.map((c, i) => ({ ids: [...expanded[i]!, ...c.tokens], start: expanded[i]!.length })));
+    return { scores, seconds: (performance.now() - r0) / 1e3 };
+  })();
+  const [rw, ts] = await Promise.all([rewardsP, teacherP]);
+  const groups: SampledRollout[][] = records.map(() => []);
+  completions.forEach((c, i) => {
+    const p = Math.floor(i / s.groupSize);
+    groups[p]!.push({
+      promptIds: expanded[i]!,
+      completionIds: c.tokens,
+      logprobs: c.logprobs,
+      truncated: c.truncated,
+      reward: rw.rewards[i]!,
+      correct: d.correct?.(records[p]!, texts[i]!),
+      teacherLogprobs: ts.scores?.[i]!.logprobs,
+    });
+  });
+  return {
+    groups,
+    timing: { generate_s: (t1 - t0) / 1e3, reward_s: rw.seconds, teacher_s: ts.seconds },
+    tokens: { prompt: expanded.reduce((a, p) => a + p.length, 0), completion: completions.reduce((a, c) => a + c.tokens.length, 0) },
+  };
+}
