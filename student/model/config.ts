@@ -71,11 +71,15 @@ export function parseConfig(raw: Record<string, unknown>, file = 'config.json'):
 
   const hiddenSize = int('hidden_size');
   const numHeads = int('num_attention_heads');
-  const numKvHeads = int('num_key_value_heads', numHeads);
+  // HF defaults when a field is absent: Llama uses num_attention_heads KV heads, Qwen2/3 use 32.
+  const numKvHeads = int('num_key_value_heads', arch === 'llama' ? numHeads : 32);
   if (numHeads % numKvHeads !== 0) throw new ConfigError(file, 'num_key_value_heads', `${numKvHeads} does not divide num_attention_heads ${numHeads}`);
-  const headDim = raw.head_dim == null ? hiddenSize / numHeads : int('head_dim');
+  const headDim = raw.head_dim == null ? (arch === 'qwen3' ? 128 : hiddenSize / numHeads) : int('head_dim'); // Qwen3Config.head_dim defaults to 128
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new ConfigError(file, 'head_dim', `must be an even integer, got ${headDim}`);
-  const ropeTheta = num('rope_theta', 10000);
+  // transformers >= 5 keeps rope_theta and the scaling fields together in `rope_parameters`.
+  const ropeParams = raw.rope_parameters as Record<string, unknown> | undefined;
+  const ropeTheta = ropeParams?.rope_theta != null ? Number(ropeParams.rope_theta) : num('rope_theta', 10000);
+  if (!(ropeTheta > 0)) throw new ConfigError(file, 'rope_parameters.rope_theta', `expected a positive number, got ${JSON.stringify(ropeParams?.rope_theta)}`);
   const eos = raw.eos_token_id;
   return {
     arch,
@@ -88,7 +92,7 @@ export function parseConfig(raw: Record<string, unknown>, file = 'config.json'):
     headDim,
     rmsNormEps: num('rms_norm_eps', 1e-6),
     ropeTheta,
-    invFreq: ropeInvFreq(raw.rope_scaling, headDim, ropeTheta, file),
+    invFreq: ropeInvFreq(ropeParams ?? raw.rope_scaling, headDim, ropeTheta, file),
     tieWordEmbeddings: raw.tie_word_embeddings === true,
     qkvBias: arch === 'qwen2' || raw.attention_bias === true,
     qkNorm: arch === 'qwen3',
