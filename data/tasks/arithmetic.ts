@@ -9,10 +9,10 @@
 
 import { z } from 'zod';
 import type { Rng } from '../../engine/rng.ts';
-import { demonstrationOf } from './answer.ts';
-import { parseConfig, testFractionField } from './config.ts';
-import { generateSplit, intIn, pick, type Problem } from './split.ts';
-import type { Task, TaskFactory } from './types.ts';
+import { testFractionField } from './config.ts';
+import { numericTask } from './numeric.ts';
+import { intIn, pick, type Problem } from './split.ts';
+import type { TaskFactory } from './types.ts';
 
 const NAME = 'arithmetic';
 
@@ -46,17 +46,7 @@ function drawProblem(rng: Rng, c: ArithmeticConfig): Problem {
   return { prompt: `${a}${op}${b}=`, answer: String(value), tag: op === '+' ? 'add' : 'sub', meta: { a, b, op } };
 }
 
-function create(config?: unknown): Task {
-  const c = parseConfig(`task ${NAME}`, configSchema, config);
-  const spec = { taskName: NAME, testFraction: c.testFraction, draw: (rng: Rng) => drawProblem(rng, c) };
-  return Object.freeze({
-    name: NAME,
-    config: c,
-    reward: Object.freeze([{ type: 'numeric_match', weight: 1 }]),
-    generate: (split, n, seed) => generateSplit(spec, split, n, seed),
-    demonstration: demonstrationOf,
-  } satisfies Task);
-}
+const create = numericTask(NAME, configSchema, drawProblem);
 
 export const arithmetic: TaskFactory = {
   description: 'multi-digit addition/subtraction, "12+345=" -> "357" (knobs: digits, minDigits, ops)',

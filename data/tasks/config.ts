@@ -12,3 +12,4 @@ export function parseConfig<S extends z.ZodType>(where: string, schema: S, value
 
 /** The test-split share most tasks accept: a fraction of the problem space in (0, 1). */
 export const testFractionField = z.number().gt(0).lt(1).default(0.1);
+

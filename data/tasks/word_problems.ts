@@ -11,10 +11,10 @@
 
 import { z } from 'zod';
 import type { Rng } from '../../engine/rng.ts';
-import { demonstrationOf } from './answer.ts';
-import { parseConfig, testFractionField } from './config.ts';
-import { generateSplit, intIn, pick, type Problem } from './split.ts';
-import type { Task, TaskFactory } from './types.ts';
+import { testFractionField } from './config.ts';
+import { numericTask } from './numeric.ts';
+import { intIn, pick, type Problem } from './split.ts';
+import type { TaskFactory } from './types.ts';
 
 const NAME = 'word_problems';
 const NAMES = ['Tom', 'Ann', 'Sam', 'Eve', 'Max', 'Kim', 'Liz', 'Ben'] as const;
@@ -81,17 +81,7 @@ function drawProblem(rng: Rng, c: WordProblemsConfig): Problem {
   };
 }
 
-function create(config?: unknown): Task {
-  const c = parseConfig(`task ${NAME}`, configSchema, config);
-  const spec = { taskName: NAME, testFraction: c.testFraction, draw: (rng: Rng) => drawProblem(rng, c) };
-  return Object.freeze({
-    name: NAME,
-    config: c,
-    reward: Object.freeze([{ type: 'numeric_match', weight: 1 }]),
-    generate: (split, n, seed) => generateSplit(spec, split, n, seed),
-    demonstration: demonstrationOf,
-  } satisfies Task);
-}
+const create = numericTask(NAME, configSchema, drawProblem);
 
 export const wordProblems: TaskFactory = {
   description: 'templated story problems, "Tom has 3 figs, gets 5. Total?" -> "8" (knobs: ops, maxValue, maxFactor)',
