@@ -1,0 +1,145 @@
+// Run-config sections for what a run is and what it reads: `run`, `student`, `teachers`, `routing`,
+// `data`, `rewards`. Field names follow the code they feed (TeacherRoutes, SourceOptions,
+// RewardTerm, HttpTeacherOptions); every field has a one-line doc with its unit. Strict objects:
+// an unknown key is an error, never a silently ignored typo. Cross-field rules live in rules.ts.
+
+import { z } from 'zod';
+import { DEFAULT_FIELDS } from '../../data/sources/record.ts';
+import { rewardTypes } from '../../data/rewards/combine.ts';
+import { taskNames } from '../../data/tasks/registry.ts';
+
+const nonEmpty = () => z.string().min(1);
+const count = (min: number) => z.int().min(min);
+
+// ---- run -------------------------------------------------------------------------------------------
+
+export const RunSection = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/)
+      .optional()
+      .describe('Run directory name under outDir (letters, digits, . _ -); default: a timestamp'),
+    notes: z.string().optional().describe('Free text about the run, saved with it; the job ignores it'),
+    outDir: nonEmpty().default('runs').describe('Directory holding run directories (path)'),
+    seed: count(0).default(0).describe('Seed of every RNG in the run: prompt order, sampling, init (integer)'),
+    steps: count(1).default(100).describe('Training steps (optimizer updates of the policy loop, count)'),
+    evalEvery: count(0).default(25).describe('Steps between held-out evaluations (0 = only after the last step)'),
+    evalPrompts: count(1).default(200).describe('Held-out prompts per evaluation (count, greedy decoding)'),
+    checkpointEvery: count(1).default(50).describe('Steps between checkpoints (the last step always checkpoints)'),
+    keepCheckpoints: count(1).default(3).describe('Checkpoints kept on disk, newest first (count)'),
+    maxConsecutiveSkips: count(1)
+      .default(3)
+      .describe('Stop the job after this many skipped steps in a row (non-finite rewards/scores/gradients, R7; count)'),
+  })
+  .describe('The job: name, output directory, seed, length and cadences');
+
+// ---- models ----------------------------------------------------------------------------------------
+
+/** Models the project can build itself for the demo (no download). */
+export const BUILTIN_MODELS = ['tiny'] as const;
+
+export const StudentSection = z
+  .union([
+    nonEmpty().describe('Hugging Face model directory (config.json, *.safetensors, tokenizer.json; path)'),
+    z
+      .strictObject({
+        builtin: z
+          .enum(BUILTIN_MODELS)
+          .describe('Demo model built in memory: tiny = the ~91k-parameter byte-level Qwen2 of student/model/init.ts, initialised from run.seed'),
+      })
+      .describe('A built-in demo model'),
+  ])
+  .describe('The student π_θ: an HF model directory (path) or {builtin: name}');
+
+const teacherCommon = {
+  id: nonEmpty().default('teacher').describe('Name used by routing, the score cache and metrics'),
+  tokenizer: nonEmpty().optional().describe("Tokenizer directory (path); default: the model's own (local) or the student's (http)"),
+  temperature: z.number().gt(0).default(1).describe('τ the teacher scores at: log-probs of softmax(logits/τ) (unitless; keep 1 unless you mean it)'),
+};
+
+const LocalTeacher = z
+  .strictObject({
+    ...teacherCommon,
+    kind: z.literal('local').describe('A model on this machine, scored in a worker thread'),
+    path: nonEmpty().describe('HF model directory, or an ONNX causal-LM file (.onnx; then set tokenizer) (path)'),
+  })
+  .describe('Local teacher');
+
+const HttpTeacher = z
+  .strictObject({
+    ...teacherCommon,
+    kind: z.literal('http').describe('An OpenAI-compatible server returning prompt log-probs (vLLM, SGLang, opd teacher serve)'),
+    url: z.string().regex(/^https?:\/\/\S+$/).describe('Server base URL, e.g. http://gpu-01:8000 (a trailing /v1 is ignored)'),
+    servedModel: nonEmpty().describe('Model name sent to the server and looked up in /v1/models'),
+    flavor: z.enum(['auto', 'vllm', 'sglang']).default('auto').describe('Wire format; auto probes /v1/completions, then /generate'),
+    apiKeyEnv: nonEmpty().optional().describe('Environment variable holding the bearer token (the token itself never goes in a config)'),
+    concurrency: count(1).default(8).describe('Most HTTP requests in flight at once (count)'),
+    timeoutMs: count(1).default(60_000).describe('Timeout of one attempt, headers and body (ms)'),
+    retries: count(0).default(4).describe('Retries after the first attempt, with exponential backoff and jitter (count)'),
+  })
+  .describe('HTTP teacher');
+
+export const TeachersSection = z
+  .array(z.discriminatedUnion('kind', [LocalTeacher, HttpTeacher]).describe('One teacher π_T'))
+  .default([])
+  .describe('Teachers π_T, each {id, kind: local | http, ...}; may be empty only with algo.blend.mode grpo');
+
+export const RoutingSection = z
+  .strictObject({
+    byTag: z.record(z.string(), nonEmpty()).default({}).describe('Prompt tag → teacher id (multi-teacher OPD)'),
+    defaultTeacher: nonEmpty().optional().describe('Teacher id for prompts without a tag; default: the only teacher, when there is one'),
+  })
+  .describe('Which teacher scores each prompt (by its tag)');
+
+// ---- data ------------------------------------------------------------------------------------------
+
+const sourceCommon = {
+  maxPromptTokens: count(1).optional().describe('Longest allowed prompt (tokens, BOS included); default: no limit'),
+  onTooLong: z.enum(['reject', 'filter']).default('reject').describe('A prompt over maxPromptTokens: reject (counts toward maxRejectFraction) or filter (dropped, counted); never cut'),
+  maxRejectFraction: z.number().min(0).max(1).default(0.01).describe('Loading fails when rejected / read records exceeds this (fraction)'),
+};
+
+const TaskData = z
+  .strictObject({
+    task: z.enum(taskNames() as [string, ...string[]]).describe('Built-in task generating prompts and their reward'),
+    taskConfig: z.record(z.string(), z.unknown()).default({}).describe("The task's own knobs (validated by the task; e.g. arithmetic {digits, ops})"),
+    trainSize: count(1).optional().describe('Distinct train prompts to generate (count); default: promptsPerStep × steps'),
+    testSize: count(1).default(500).describe('Held-out test prompts to generate for evaluation (count)'),
+    ...sourceCommon,
+  })
+  .describe('Prompts from a built-in task');
+
+const FileData = z
+  .strictObject({
+    path: nonEmpty().describe('Prompt file: JSONL, Parquet or Arrow IPC (path)'),
+    format: z.enum(['jsonl', 'parquet', 'arrow']).optional().describe('File format; default: from the extension'),
+    fields: z
+      .strictObject({
+        prompt: nonEmpty().default(DEFAULT_FIELDS.prompt).describe('Column/key holding the prompt text'),
+        answer: nonEmpty().default(DEFAULT_FIELDS.answer).describe('Column/key holding the expected answer'),
+        tag: nonEmpty().default(DEFAULT_FIELDS.tag).describe('Column/key holding the routing/metrics tag (optional per record)'),
+        id: nonEmpty().default(DEFAULT_FIELDS.id).describe('Column/key holding the record id (optional per record)'),
+      })
+      .prefault({})
+      .describe('Which column/key holds each record field'),
+    requireAnswer: z.boolean().default(true).describe('A record without an answer is a reject (false: its answer is "")'),
+    ...sourceCommon,
+  })
+  .describe('Prompts from a file');
+
+export const DataSection = z.union([TaskData, FileData]).describe('Prompt source: {task, ...} (built-in task) or {path, ...} (prompt file)');
+
+// ---- rewards ---------------------------------------------------------------------------------------
+
+export const RewardTermSchema = z
+  .looseObject({
+    type: z.enum(rewardTypes() as [string, ...string[]]).describe('Reward registry entry; its other keys are its params'),
+    weight: z.number().default(1).describe('Multiplies this term (unitless; may be negative)'),
+  })
+  .describe('One weighted reward term {type, weight, ...params}');
+
+export const RewardsSection = z
+  .array(RewardTermSchema)
+  .default([])
+  .describe("Reward terms, summed with their weights; empty = the task's own reward (a prompt file needs at least one)");
