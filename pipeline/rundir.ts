@@ -261,7 +261,7 @@ export class ConfigChangedError extends Error {
   override name = 'ConfigChangedError';
   constructor(readonly file: string, readonly changes: ConfigChange[]) {
     super(`${file}: the config differs from the one this run was started with:\n${formatChanges(changes)}\n` +
-      'resume with the original config, start a new run, or pass the explicit override to accept these changes');
+      'resume with the original config, start a new run, or pass --force to accept these changes');
   }
 }
 

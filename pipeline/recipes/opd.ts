@@ -23,7 +23,7 @@ import type { ModelConfig } from '../../student/model/config.ts';
 import type { Weights } from '../../student/model/weights.ts';
 import type { Aggregation } from '../../student/train/aggregate.ts';
 import type { PolicyLossOptions } from '../../student/train/policy.ts';
-import { buildPolicyTrainStep, packPolicyBatch, splitMicroBatches } from '../../student/train/step.ts';
+import { buildPolicyTrainStep, packPolicyBatch, type PolicyRollout, splitMicroBatches } from '../../student/train/step.ts';
 import type { Teacher } from '../../teacher/types.ts';
 import { type LambdaSchedule, lambdaAt } from '../algo/teacher.ts';
 import { type AdvantageSettings, advantageStep } from './advantage-step.ts';
@@ -39,7 +39,11 @@ export interface OpdSettings {
   aggregation: Aggregation;
   maxCompletionLen?: number;
   maskTruncated: boolean;
-  /** Micro-batches per optimizer step (1 = one fused graph). */
+  /** μ: passes over each step's rollouts (> 1 reuses them off-policy; ρ corrects). */
+  epochs: number;
+  /** Optimizer updates per epoch: the step's prompt groups split into this many minibatches. */
+  minibatches: number;
+  /** Micro-batches per optimizer update (gradient accumulation; 1 = one fused graph). */
   microBatches: number;
   lr: number;
   warmupSteps: number;
@@ -111,10 +115,9 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
     const t1 = performance.now();
     let train: Record<string, number> = {};
     if (!skipReason) {
-      const feeds = packPolicyBatch(adv.rollouts, { padId, aggregation: s.aggregation, maxCompletionLen: s.maxCompletionLen, temperature: s.sampling.temperature || 1, maskTruncated: s.maskTruncated });
       const lr = s.lr * Math.min(1, step / Math.max(1, s.warmupSteps));
-      const r = await trainer.step(s.microBatches > 1 ? splitMicroBatches(feeds, s.microBatches) : feeds, lr);
-      train = { ...r.metrics, lr };
+      const r = await trainEpochs(trainer, adv.rollouts, s, padId, lr);
+      train = { ...r.metrics, lr, updates: r.updates };
       if (r.skipped) skipReason = 'non-finite loss or gradient';
     }
     const t2 = performance.now();
@@ -160,4 +163,25 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
       await trainer.release();
     },
   };
+}
+
+/** μ epochs over the step's rollouts, each split into `minibatches` optimizer updates (by group). */
+async function trainEpochs(trainer: Trainer, rollouts: readonly PolicyRollout[], s: OpdSettings, padId: number, lr: number) {
+  const perGroup = s.sampling.groupSize;
+  const groups = rollouts.length / perGroup;
+  const size = Math.ceil(groups / s.minibatches) * perGroup;
+  let metrics: Record<string, number> = {};
+  let skipped = false;
+  let updates = 0;
+  for (let e = 0; e < s.epochs; e++) {
+    for (let at = 0; at < rollouts.length; at += size) {
+      const mb = rollouts.slice(at, at + size);
+      const feeds = packPolicyBatch(mb, { padId, aggregation: s.aggregation, maxCompletionLen: s.maxCompletionLen, temperature: s.sampling.temperature || 1, maskTruncated: s.maskTruncated });
+      const r = await trainer.step(s.microBatches > 1 ? splitMicroBatches(feeds, s.microBatches) : feeds, lr);
+      if (updates === 0) metrics = r.metrics; // the first update is on-policy: its ratio/clip stats are the step's
+      skipped ||= r.skipped;
+      updates++;
+    }
+  }
+  return { metrics, skipped, updates };
 }

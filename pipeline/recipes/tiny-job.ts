@@ -25,6 +25,8 @@ export const TINY_SETTINGS: OpdSettings = {
   loss: { type: 'ppo', clipLow: 0.2, clipHigh: 0.2 },
   aggregation: 'token_mean',
   maskTruncated: false,
+  epochs: 1,
+  minibatches: 1,
   microBatches: 1,
   lr: 2e-3,
   warmupSteps: 0,

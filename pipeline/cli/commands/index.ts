@@ -1,10 +1,12 @@
 // Every `opd` command, in the order `opd --help` lists them.
 
 import type { Command } from '../command.ts';
+import { evalCommand } from './eval.ts';
 import { generate } from './generate.ts';
 import { modelInit } from './model-init.ts';
+import { resume, run } from './run.ts';
 import { score } from './score.ts';
 import { sft } from './sft.ts';
 import { teacherServe } from './teacher-serve.ts';
 
-export const commands: Command[] = [modelInit, generate, score, sft, teacherServe];
+export const commands: Command[] = [run, resume, modelInit, generate, score, sft, evalCommand, teacherServe];

@@ -1,0 +1,51 @@
+// `opd run` end to end on tiny models: the run directory's artifacts, the automatic resume, and
+// the refusal to resume under a changed config without --force (R14).
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { tinyModels } from '../recipes/tiny-job.ts';
+
+const bin = new URL('../../bin/opd.mjs', import.meta.url).pathname;
+const opd = async (...args: string[]) => {
+  try {
+    const r = await promisify(execFile)(process.execPath, [bin, ...args]);
+    return { code: 0, ...r };
+  } catch (e) {
+    return e as { code: number; stdout: string; stderr: string };
+  }
+};
+
+test('opd run writes config, shards, metrics, checkpoints and summary; a changed config is refused', { timeout: 120_000 }, async () => {
+  const root = mkdtempSync(join(tmpdir(), 'opd-run-cli-'));
+  const m = await tinyModels(join(root, 'models'));
+  const config = {
+    run: { name: 'r', outDir: join(root, 'runs'), steps: 3, checkpointEvery: 2, keepCheckpoints: 2, evalPrompts: 10 },
+    student: m.student,
+    teachers: [{ id: 't', kind: 'local', path: m.teacher }],
+    data: { task: 'arithmetic', taskConfig: { digits: 1, ops: ['+'] }, trainSize: 40, testSize: 20 },
+    rollout: { groupSize: 4, promptsPerStep: 4, maxNewTokens: 4 },
+    train: { optimizer: { lr: 0.002 } },
+    runtime: { threads: 1 },
+  };
+  writeFileSync(join(root, 'c.json'), JSON.stringify(config));
+  const r = await opd('run', join(root, 'c.json'));
+  assert.equal(r.code, 0, r.stderr);
+  const dir = join(root, 'runs', 'r');
+  assert.equal(r.stdout.trim(), dir, 'prints the run directory');
+  for (const f of ['config.json', 'metrics.jsonl', 'log.jsonl', 'summary.json', 'shards/manifest.json', 'checkpoints/step-000003/COMMITTED', 'checkpoints/step-000002/model/model.safetensors'])
+    assert.ok(existsSync(join(dir, f)), `${f} exists`);
+  assert.equal(readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 3);
+  assert.ok(existsSync(join(root, 'runs', 'score-cache', 'manifest.json')), 'teacher scores cached for reruns');
+
+  const changed = await opd('run', join(root, 'c.json'), '--set', 'run.seed=5');
+  assert.equal(changed.code, 1);
+  assert.match(changed.stderr, /run\.seed: 0 -> 5/);
+  const again = await opd('resume', dir);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /resuming from .*step-000003/);
+});

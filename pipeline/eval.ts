@@ -1,0 +1,152 @@
+// Held-out evaluation: decode every prompt of a task split (greedy by default), then score each
+// completion two ways — the task's reward (its reward terms, `combine`d) and exact correctness.
+//
+// Contracts:
+// - Prompts are encoded as SFT encodes them (tok.encode: the tokenizer's own specials, e.g. BOS),
+//   completions decoded with special tokens skipped (the reward contract, data/rewards/types.ts).
+// - A row stops at the tokenizer's or the model's EOS; a row that hits maxNewTokens without one is
+//   scored on what it produced (its text usually fails the check).
+// - Correct ⇔ extractAnswer(completion) is a plain decimal number ("-12", "3.5") numerically equal
+//   to record.answer. Stricter than numeric_match, which takes the first number anywhere in the
+//   answer part ("12 apples" is rewarded, not correct): accuracy counts exact answers only.
+// - One Generator for the whole evaluation (its sessions are compiled once); a Generator passed in
+//   is reused and left open, so a training loop can evaluate with its own.
+// - temperature > 0 samples with an Rng seeded from `seed`; the default 0 is greedy and needs none.
+// Leaves out: pass@k / several samples per prompt, chat templates (built-in tasks are raw prompts).
+
+import { Rng } from '../engine/rng.ts';
+import { combine } from '../data/rewards/index.ts';
+import { extractAnswer } from '../data/tasks/answer.ts';
+import type { Split, Task, TaskRecord } from '../data/tasks/types.ts';
+import type { Tokenizer } from '../data/tokenizer/types.ts';
+import { Generator, type GeneratorOptions } from '../student/generate/generate.ts';
+import type { ModelConfig } from '../student/model/config.ts';
+import { type WeightSource, weightFeeds } from '../student/model/runner.ts';
+import type { Weights } from '../student/model/weights.ts';
+
+/** What to evaluate: loaded weights, a live weight source (e.g. a trainer's), or an open Generator. */
+export type EvalModel = Generator | { config: ModelConfig; weights: Weights | WeightSource };
+
+export interface EvalOptions {
+  /** Split to draw from; default 'test' (held out from every train seed by construction). */
+  split?: Split;
+  /** Number of problems (distinct prompts). */
+  n: number;
+  /** Seed of task.generate (and of sampling when temperature > 0). */
+  seed: number;
+  /** Explicit records instead of task.generate(split, n, seed); n and split are then ignored. */
+  records?: readonly TaskRecord[];
+  /** Prompts per generate call; default 64. */
+  batchSize?: number;
+  /** Most completion tokens per prompt (EOS included); default 16. */
+  maxNewTokens?: number;
+  /** Sampling temperature; default 0 (greedy). */
+  temperature?: number;
+  /** How many samples (the first ones, in record order) to return; default 5. */
+  keepSamples?: number;
+  /** Runtime of the Generator built here (ignored when a Generator is passed). */
+  runtime?: GeneratorOptions;
+}
+
+/** One evaluated problem. */
+export interface EvalSample {
+  id: string;
+  prompt: string;
+  /** Decoded with special tokens skipped. */
+  completion: string;
+  answer: string;
+  correct: boolean;
+  reward: number;
+  /** Hit maxNewTokens without EOS. */
+  truncated: boolean;
+}
+
+export interface EvalResult {
+  /** Fraction of problems answered exactly (isCorrect), in [0, 1]. */
+  accuracy: number;
+  /** Mean of the task's combined reward over the problems. */
+  meanReward: number;
+  n: number;
+  correct: number;
+  /** Fraction of completions that hit maxNewTokens without EOS. */
+  truncatedRate: number;
+  /** Accuracy per record tag (e.g. add / sub), for tasks that tag records. */
+  byTag: Record<string, { n: number; accuracy: number }>;
+  /** The first `keepSamples` problems, in record order. */
+  samples: EvalSample[];
+  /** Wall time of generation plus scoring, seconds (session creation excluded). */
+  seconds: number;
+}
+
+const PLAIN_NUMBER = /^-?\d+(?:\.\d+)?$/;
+
+/** Exact correctness: the completion's answer part is a plain number equal to `answer`. */
+export function isCorrect(completion: string, answer: string): boolean {
+  const got = extractAnswer(completion);
+  const want = answer.trim();
+  if (!PLAIN_NUMBER.test(got)) return false;
+  if (!PLAIN_NUMBER.test(want)) return got === want;
+  return Number(got) === Number(want);
+}
+
+/** Decode `task`'s held-out prompts with `model` and score them; see the file header. */
+export async function evaluate(model: EvalModel, tok: Tokenizer, task: Task, o: EvalOptions): Promise<EvalResult> {
+  const { batchSize = 64, maxNewTokens = 16, temperature = 0, keepSamples = 5 } = o;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`evaluate: batchSize must be an integer >= 1, got ${batchSize}`);
+  const records = o.records ?? task.generate(o.split ?? 'test', o.n, o.seed);
+  if (records.length === 0) throw new Error('evaluate: no records to evaluate');
+  const reward = await combine(task.reward, { tokenizer: tok });
+  const own = !(model instanceof Generator);
+  const gen = own ? await Generator.create(model.config, asSource(model.config, model.weights), o.runtime) : model;
+  const stopTokenIds = [...new Set([...tok.eosTokenIds, ...gen.config.eosTokenIds])];
+  if (stopTokenIds.length === 0) throw new Error('evaluate: neither the tokenizer nor the model config names an EOS token to stop on');
+  const padId = tok.padTokenId ?? stopTokenIds[0]!;
+  const rng = new Rng(o.seed);
+  const t0 = performance.now();
+  const samples: EvalSample[] = [];
+  try {
+    for (let start = 0; start < records.length; start += batchSize) {
+      const batch = records.slice(start, start + batchSize);
+      const out = await gen.generate(batch.map((r) => tok.encode(r.prompt)), { maxNewTokens, temperature, stopTokenIds, rng, padId });
+      for (const [i, r] of batch.entries()) {
+        const completion = tok.decode(out[i]!.tokens, { skipSpecialTokens: true });
+        samples.push({
+          id: r.id, prompt: r.prompt, completion, answer: r.answer,
+          correct: isCorrect(completion, r.answer), reward: await reward(r.prompt, completion, r), truncated: out[i]!.truncated,
+        });
+      }
+    }
+  } finally {
+    if (own) await gen.release();
+  }
+  return summarize(records, samples, keepSamples, (performance.now() - t0) / 1000);
+}
+
+function asSource(c: ModelConfig, w: Weights | WeightSource): WeightSource {
+  if (typeof w === 'function') return w;
+  const feeds = weightFeeds(c, w);
+  return () => feeds;
+}
+
+function summarize(records: readonly TaskRecord[], samples: EvalSample[], keep: number, seconds: number): EvalResult {
+  const n = samples.length;
+  const correct = samples.filter((s) => s.correct).length;
+  const tags = new Map<string, { n: number; correct: number }>();
+  records.forEach((r, i) => {
+    if (r.tag === undefined) return;
+    const t = tags.get(r.tag) ?? { n: 0, correct: 0 };
+    t.n++;
+    if (samples[i]!.correct) t.correct++;
+    tags.set(r.tag, t);
+  });
+  return {
+    accuracy: correct / n,
+    meanReward: samples.reduce((a, s) => a + s.reward, 0) / n,
+    n,
+    correct,
+    truncatedRate: samples.filter((s) => s.truncated).length / n,
+    byTag: Object.fromEntries([...tags].map(([k, t]) => [k, { n: t.n, accuracy: t.correct / t.n }])),
+    samples: samples.slice(0, keep),
+    seconds,
+  };
+}
