@@ -134,7 +134,7 @@ test('checkResumeConfig (R14): refused with what changed, unless ignored or over
     assert.deepEqual(e.changes.map((c) => c.path), ['model.tokenizer', 'seed']);
     assert.match(e.message, /model\.tokenizer: "\/models\/qwen-0\.5b" -> "\/tok\/other"/);
     assert.match(e.message, /seed: 1 -> 7/);
-    assert.match(e.message, /explicit override/);
+    assert.match(e.message, /pass --force to accept/);
     return true;
   });
   assert.equal(checkResumeConfig(run, next, { override: true }).length, 2);
