@@ -24,7 +24,7 @@ test('opd run writes config, shards, metrics, checkpoints and summary; a changed
   const root = mkdtempSync(join(tmpdir(), 'opd-run-cli-'));
   const m = await tinyModels(join(root, 'models'));
   const config = {
-    run: { name: 'r', outDir: join(root, 'runs'), steps: 3, checkpointEvery: 2, keepCheckpoints: 2, evalPrompts: 10 },
+    run: { name: 'r', outDir: join(root, 'runs'), steps: 3, checkpointEvery: 2, keepCheckpoints: 2, evalPrompts: 5 },
     student: m.student,
     teachers: [{ id: 't', kind: 'local', path: m.teacher }],
     data: { task: 'arithmetic', taskConfig: { digits: 1, ops: ['+'] }, trainSize: 40, testSize: 20 },
@@ -41,6 +41,8 @@ test('opd run writes config, shards, metrics, checkpoints and summary; a changed
     assert.ok(existsSync(join(dir, f)), `${f} exists`);
   assert.equal(readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 3);
   assert.ok(existsSync(join(root, 'runs', 'score-cache', 'manifest.json')), 'teacher scores cached for reruns');
+  const summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'));
+  for (const k of ['teacher_accuracy', 'student_before_accuracy', 'student_after_accuracy']) assert.ok(summary[k] >= 0 && summary[k] <= 1, `summary.${k} = ${summary[k]}`);
 
   const changed = await opd('run', join(root, 'c.json'), '--set', 'run.seed=5');
   assert.equal(changed.code, 1);

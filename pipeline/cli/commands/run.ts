@@ -10,10 +10,10 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { combine } from '../../../data/rewards/index.ts';
 import { loadPrompts } from '../../../data/sources/index.ts';
-import { createTask, extractAnswer, type TaskRecord } from '../../../data/tasks/registry.ts';
+import { createTask, extractAnswer, type Task, type TaskRecord } from '../../../data/tasks/registry.ts';
 import { loadTokenizer } from '../../../data/tokenizer/hf.ts';
 import { loadModelDir } from '../../../student/model/weights.ts';
 import { CachedTeacher, ScoreCache } from '../../../teacher/cache.ts';
@@ -22,6 +22,7 @@ import { LocalTeacher } from '../../../teacher/local.ts';
 import { preflight } from '../../../teacher/preflight.ts';
 import type { Teacher } from '../../../teacher/types.ts';
 import { type RunConfig, blendSpec, loadRunConfig, parseRunConfig, policyLossOptions } from '../../config.ts';
+import { evaluate } from '../../eval.ts';
 import { createLogger, flushLogger } from '../../log.ts';
 import type { OpdJob, OpdSettings } from '../../recipes/opd.ts';
 import { runPersisted } from '../../recipes/persisted.ts';
@@ -107,6 +108,7 @@ export async function runJob(c: RunConfig, runDir: string): Promise<void> {
     const reward = await combine(c.rewards);
     const job: OpdJob = { student: { config: student.config, weights: student.weights, tokenizer }, teacher, prompts: data.train, reward, correct: data.correct, settings: settingsOf(c) };
     log.info(`run ${run.dir}: ${c.run.steps} steps, ${c.rollout.promptsPerStep} prompts × G=${c.rollout.groupSize}, blend ${c.algo.blend.mode}`);
+    const heldOut = await heldOutEval(c, run.dir, student, tokenizer, (m) => log.info(m));
     const result = await runPersisted(run, job, {
       checkpointEvery: c.run.checkpointEvery,
       keepLast: c.run.keepCheckpoints,
@@ -120,7 +122,10 @@ export async function runJob(c: RunConfig, runDir: string): Promise<void> {
     });
     await result.close();
     await teacher?.close();
-    writeFileSync(join(run.dir, 'summary.json'), JSON.stringify({ steps: result.state.step, skipped_total: result.state.skippedTotal }, null, 1) + '\n');
+    const after = heldOut ? await heldOut.after(result.trainer.params()) : {};
+    const summary: Record<string, number> = { steps: result.state.step, skipped_total: result.state.skippedTotal, ...heldOut?.before, ...after };
+    writeFileSync(join(run.dir, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
+    if (heldOut) log.info(`held-out accuracy: teacher ${fmt(summary.teacher_accuracy)}, student before ${fmt(summary.student_before_accuracy)}, after ${fmt(summary.student_after_accuracy)}`);
     console.log(run.dir);
   } finally {
     await flushLogger(log);
@@ -162,3 +167,35 @@ export const resume: Command = {
     await runJob(c, dir);
   },
 };
+
+const fmt = (x: unknown) => (typeof x === 'number' ? x.toFixed(3) : 'n/a');
+
+/**
+ * Held-out accuracy (greedy) of the teacher and the student before training, computed once per
+ * run and kept in eval-before.json so a resumed run reports the same numbers; `after` evaluates
+ * the final weights. Task data only (prompt files have no held-out split).
+ */
+async function heldOutEval(c: RunConfig, runDir: string, student: Awaited<ReturnType<typeof loadModelDir>>, tok: Awaited<ReturnType<typeof loadTokenizer>>, log: (m: string) => void) {
+  if (!('task' in c.data)) return null;
+  const task: Task = createTask(c.data.task, c.data.taskConfig);
+  const opts = { n: c.run.evalPrompts, seed: c.run.seed, maxNewTokens: c.rollout.maxNewTokens, runtime: { device: c.runtime.device, threads: c.runtime.threads } };
+  const file = join(runDir, 'eval-before.json');
+  let before: Record<string, number>;
+  if (existsSync(file)) before = JSON.parse(readFileSync(file, 'utf8')) as Record<string, number>;
+  else {
+    log(`evaluating on ${opts.n} held-out prompts`);
+    before = { student_before_accuracy: (await evaluate(student, tok, task, opts)).accuracy };
+    const t = c.teachers[0];
+    if (t?.kind === 'local' && !t.path.endsWith('.onnx')) {
+      const [tm, ttok] = await Promise.all([loadModelDir(t.path), loadTokenizer(t.tokenizer ?? t.path)]);
+      before.teacher_accuracy = (await evaluate(tm, ttok, task, opts)).accuracy;
+    }
+    writeFileSync(file, JSON.stringify(before) + '\n');
+  }
+  return {
+    before,
+    after: async (weights: Record<string, Float32Array | Float64Array>) => ({
+      student_after_accuracy: (await evaluate({ config: student.config, weights: new Map(Object.entries(weights) as Array<[string, Float32Array]>) }, tok, task, opts)).accuracy,
+    }),
+  };
+}
