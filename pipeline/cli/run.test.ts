@@ -37,12 +37,16 @@ test('opd run writes config, shards, metrics, checkpoints and summary; a changed
   assert.equal(r.code, 0, r.stderr);
   const dir = join(root, 'runs', 'r');
   assert.equal(r.stdout.trim(), dir, 'prints the run directory');
-  for (const f of ['config.json', 'metrics.jsonl', 'log.jsonl', 'summary.json', 'shards/manifest.json', 'checkpoints/step-000003/COMMITTED', 'checkpoints/step-000002/model/model.safetensors'])
+  for (const f of ['config.json', 'metrics.jsonl', 'log.jsonl', 'summary.json', 'report.html', 'shards/manifest.json', 'checkpoints/step-000003/COMMITTED', 'checkpoints/step-000002/model/model.safetensors'])
     assert.ok(existsSync(join(dir, f)), `${f} exists`);
   assert.equal(readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 3);
   assert.ok(existsSync(join(root, 'runs', 'score-cache', 'manifest.json')), 'teacher scores cached for reruns');
   const summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'));
   for (const k of ['teacher_accuracy', 'student_before_accuracy', 'student_after_accuracy']) assert.ok(summary[k] >= 0 && summary[k] <= 1, `summary.${k} = ${summary[k]}`);
+
+  const html = readFileSync(join(dir, 'report.html'), 'utf8');
+  assert.match(html, /<svg[^>]*aria-label="reward_mean"/);
+  assert.equal((html.match(/title="teacher − student = /g) ?? []).length > 0, true, 'heat-map cells carry the teacher − student gap');
 
   const changed = await opd('run', join(root, 'c.json'), '--set', 'run.seed=5');
   assert.equal(changed.code, 1);

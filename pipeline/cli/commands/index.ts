@@ -4,9 +4,10 @@ import type { Command } from '../command.ts';
 import { evalCommand } from './eval.ts';
 import { generate } from './generate.ts';
 import { modelInit } from './model-init.ts';
+import { report } from './report.ts';
 import { resume, run } from './run.ts';
 import { score } from './score.ts';
 import { sft } from './sft.ts';
 import { teacherServe } from './teacher-serve.ts';
 
-export const commands: Command[] = [run, resume, modelInit, generate, score, sft, evalCommand, teacherServe];
+export const commands: Command[] = [run, resume, report, modelInit, generate, score, sft, evalCommand, teacherServe];

@@ -23,6 +23,7 @@ import { preflight } from '../../../teacher/preflight.ts';
 import type { Teacher } from '../../../teacher/types.ts';
 import { type RunConfig, blendSpec, loadRunConfig, parseRunConfig, policyLossOptions } from '../../config.ts';
 import { evaluate } from '../../eval.ts';
+import { writeReport } from '../../report.ts';
 import { createLogger, flushLogger } from '../../log.ts';
 import type { OpdJob, OpdSettings } from '../../recipes/opd.ts';
 import { runPersisted } from '../../recipes/persisted.ts';
@@ -125,6 +126,7 @@ export async function runJob(c: RunConfig, runDir: string): Promise<void> {
     const after = heldOut ? await heldOut.after(result.trainer.params()) : {};
     const summary: Record<string, number> = { steps: result.state.step, skipped_total: result.state.skippedTotal, ...heldOut?.before, ...after };
     writeFileSync(join(run.dir, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
+    log.info(`report: ${writeReport(run.dir, tokenizer)}`);
     if (heldOut) log.info(`held-out accuracy: teacher ${fmt(summary.teacher_accuracy)}, student before ${fmt(summary.student_before_accuracy)}, after ${fmt(summary.student_after_accuracy)}`);
     console.log(run.dir);
   } finally {

@@ -1,0 +1,22 @@
+// `opd report RUN_DIR`: write RUN_DIR/report.html (curves and teacher-disagreement heat-maps).
+
+import { join } from 'node:path';
+import { loadTokenizer } from '../../../data/tokenizer/hf.ts';
+import { readFrozenConfig } from '../../rundir.ts';
+import { writeReport } from '../../report.ts';
+import type { Command } from '../command.ts';
+
+export const report: Command = {
+  name: 'report',
+  summary: 'write RUN_DIR/report.html: reward/accuracy/teacher-KL curves and per-token teacher-vs-student heat-maps',
+  usage: 'report RUN_DIR',
+  options: {},
+  positionals: 1,
+  async run({ positionals }) {
+    const dir = positionals[0];
+    if (!dir) throw new Error('give the run directory: opd report RUN_DIR');
+    const config = readFrozenConfig(dir) as { student?: unknown };
+    if (typeof config.student !== 'string') throw new Error(`${join(dir, 'config.json')}: the student is not a model directory, so its tokenizer is unknown`);
+    console.log(writeReport(dir, await loadTokenizer(config.student)));
+  },
+};
