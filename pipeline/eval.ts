@@ -8,7 +8,8 @@
 //   scored on what it produced (its text usually fails the check).
 // - Correct ⇔ extractAnswer(completion) is a plain decimal number ("-12", "3.5") numerically equal
 //   to record.answer. Stricter than numeric_match, which takes the first number anywhere in the
-//   answer part ("12 apples" is rewarded, not correct): accuracy counts exact answers only.
+//   answer part ("12 apples" is rewarded, not correct): accuracy counts exact answers only. A
+//   non-numeric answer (no built-in task has one) must match the answer part exactly.
 // - One Generator for the whole evaluation (its sessions are compiled once); a Generator passed in
 //   is reused and left open, so a training loop can evaluate with its own.
 // - temperature > 0 samples with an Rng seeded from `seed`; the default 0 is greedy and needs none.
@@ -80,13 +81,12 @@ export interface EvalResult {
 
 const PLAIN_NUMBER = /^-?\d+(?:\.\d+)?$/;
 
-/** Exact correctness: the completion's answer part is a plain number equal to `answer`. */
+/** Exact correctness: the completion's answer part is a plain number equal to `answer` (or, for a non-numeric answer, the same text). */
 export function isCorrect(completion: string, answer: string): boolean {
   const got = extractAnswer(completion);
   const want = answer.trim();
-  if (!PLAIN_NUMBER.test(got)) return false;
   if (!PLAIN_NUMBER.test(want)) return got === want;
-  return Number(got) === Number(want);
+  return PLAIN_NUMBER.test(got) && Number(got) === Number(want);
 }
 
 /** Decode `task`'s held-out prompts with `model` and score them; see the file header. */
