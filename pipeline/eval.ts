@@ -20,7 +20,7 @@ import { combine } from '../data/rewards/index.ts';
 import { extractAnswer } from '../data/tasks/answer.ts';
 import type { Split, Task, TaskRecord } from '../data/tasks/types.ts';
 import type { Tokenizer } from '../data/tokenizer/types.ts';
-import { Generator, type GeneratorOptions } from '../student/generate/generate.ts';
+import { Generator, type GeneratorOptions, stopTokenIds } from '../student/generate/generate.ts';
 import type { ModelConfig } from '../student/model/config.ts';
 import { type WeightSource, weightFeeds } from '../student/model/runner.ts';
 import type { Weights } from '../student/model/weights.ts';
@@ -98,16 +98,16 @@ export async function evaluate(model: EvalModel, tok: Tokenizer, task: Task, o: 
   const reward = await combine(task.reward, { tokenizer: tok });
   const own = !(model instanceof Generator);
   const gen = own ? await Generator.create(model.config, asSource(model.config, model.weights), o.runtime) : model;
-  const stopTokenIds = [...new Set([...tok.eosTokenIds, ...gen.config.eosTokenIds])];
-  if (stopTokenIds.length === 0) throw new Error('evaluate: neither the tokenizer nor the model config names an EOS token to stop on');
-  const padId = tok.padTokenId ?? stopTokenIds[0]!;
+  const stops = stopTokenIds(tok, gen.config);
+  if (stops.length === 0) throw new Error('evaluate: neither the tokenizer nor the model config names an EOS token to stop on');
+  const padId = tok.padTokenId ?? stops[0]!;
   const rng = new Rng(o.seed);
   const t0 = performance.now();
   const samples: EvalSample[] = [];
   try {
     for (let start = 0; start < records.length; start += batchSize) {
       const batch = records.slice(start, start + batchSize);
-      const out = await gen.generate(batch.map((r) => tok.encode(r.prompt)), { maxNewTokens, temperature, stopTokenIds, rng, padId });
+      const out = await gen.generate(batch.map((r) => tok.encode(r.prompt)), { maxNewTokens, temperature, stopTokenIds: stops, rng, padId });
       for (const [i, r] of batch.entries()) {
         const completion = tok.decode(out[i]!.tokens, { skipSpecialTokens: true });
         samples.push({

@@ -18,7 +18,7 @@ import type { RewardFn } from '../../data/rewards/index.ts';
 import type { EpochCursor } from '../../data/sources/order.ts';
 import { takeNext } from '../../data/sources/order.ts';
 import type { TaskRecord } from '../../data/tasks/registry.ts';
-import { Generator } from '../../student/generate/generate.ts';
+import { Generator, stopTokenIds } from '../../student/generate/generate.ts';
 import type { ModelConfig } from '../../student/model/config.ts';
 import type { Weights } from '../../student/model/weights.ts';
 import type { Aggregation } from '../../student/train/aggregate.ts';
@@ -100,7 +100,7 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
   const generator = await Generator.create(c, () => trainer.paramViews(), s.runtime);
   const state: LoopState = hooks.resume?.state ?? { step: 0, cursor: { epoch: 0, index: 0 }, rng: new Rng(s.seed).state(), skipped: 0, skippedTotal: 0 };
   hooks.resume?.restore(trainer);
-  const stop = [...new Set([...tok.eosTokenIds, ...c.eosTokenIds])];
+  const stop = stopTokenIds(tok, c);
   const padId = tok.padTokenId ?? stop[0] ?? 0;
 
   while (state.step < s.steps) {

@@ -50,14 +50,19 @@ export async function runPersisted(run: RunDir, job: OpdJob, o: PersistOptions) 
   const committed = new Set(listShards(run.shards).map((s) => s.file));
   const checkpoint = async (trainer: Trainer, state: LoopState) => {
     const st = trainer.exportState();
+    // exportState already copied parameters and moments; split them rather than copying the weights again
     const optimizer: Record<string, Float32Array> = {};
-    for (const [k, v] of Object.entries(st.tensors)) if (k.startsWith('m.') || k.startsWith('v.')) optimizer[k] = v.data as Float32Array;
+    const weights = new Map<string, Float32Array>();
+    for (const [k, v] of Object.entries(st.tensors)) {
+      if (k.startsWith('m.') || k.startsWith('v.')) optimizer[k] = v.data as Float32Array;
+      else weights.set(k, v.data as Float32Array);
+    }
     await saveCheckpoint(
       run.dir,
       state.step,
       {
         config: job.student.config,
-        weights: new Map(Object.entries(trainer.params()) as Array<[string, Float32Array]>),
+        weights,
         optimizer: { t: st.t, tensors: optimizer },
         rng: { sampler: state.rng },
         cursor: state,

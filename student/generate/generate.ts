@@ -210,3 +210,8 @@ function toCompletion(r: Row): Completion {
 function column(values: readonly number[]): HostTensor {
   return hostTensor('int64', [values.length, 1], BigInt64Array.from(values, (v) => BigInt(v)));
 }
+
+/** Tokens that end a completion: the tokenizer's EOS ids and the model config's, deduplicated. */
+export function stopTokenIds(tok: { eosTokenIds: readonly number[] }, c: { eosTokenIds: readonly number[] }): number[] {
+  return [...new Set([...tok.eosTokenIds, ...c.eosTokenIds])];
+}

@@ -4,7 +4,7 @@
 
 import { Rng } from '../../../engine/rng.ts';
 import { loadTokenizer } from '../../../data/tokenizer/hf.ts';
-import { Generator } from '../../../student/generate/generate.ts';
+import { Generator, stopTokenIds } from '../../../student/generate/generate.ts';
 import { weightFeeds } from '../../../student/model/runner.ts';
 import { loadModelDir } from '../../../student/model/weights.ts';
 import { flag, num, runtimeFrom, runtimeOptions, str } from '../args.ts';
@@ -35,7 +35,7 @@ export const generate: Command = {
         temperature: num(values, 'temperature', 0, { min: 0 }),
         topK,
         topP,
-        stopTokenIds: [...new Set([...tok.eosTokenIds, ...model.config.eosTokenIds])],
+        stopTokenIds: stopTokenIds(tok, model.config),
         rng: new Rng(num(values, 'seed', 0, { int: true, min: 0 })),
         padId: tok.padTokenId ?? tok.eosTokenIds[0] ?? 0,
       });
