@@ -10,6 +10,10 @@ export interface LogOptions {
   level?: string;
   /** Also write JSON lines here (e.g. <run>/log.jsonl). */
   file?: string;
+  /** Write the readable console lines here instead of stderr (e.g. above a progress bar). */
+  consoleStream?: NodeJS.WritableStream;
+  /** Console minimum level, when it should differ from `level` (e.g. "warn" for a quiet run). */
+  consoleLevel?: string;
 }
 
 export function createLogger(opts: LogOptions = {}): Logger {
@@ -20,11 +24,11 @@ export function createLogger(opts: LogOptions = {}): Logger {
     const extra = Object.keys(rest).length ? ' ' + JSON.stringify(rest) : '';
     return `${String(ts).slice(11, 19)} ${lvl} ${String(message)}${extra}`;
   });
-  const console = new winston.transports.Console({
-    level,
-    stderrLevels: ['error', 'warn', 'info', 'debug'],
-    format: combine(timestamp(), ...(process.stderr.isTTY ? [colorize()] : []), readable),
-  });
+  const format = combine(timestamp(), ...(process.stderr.isTTY ? [colorize()] : []), readable);
+  const consoleLevel = opts.consoleLevel ?? level;
+  const console = opts.consoleStream
+    ? new winston.transports.Stream({ stream: opts.consoleStream, level: consoleLevel, format })
+    : new winston.transports.Console({ level: consoleLevel, stderrLevels: ['error', 'warn', 'info', 'debug'], format });
   const transports: winston.transport[] = [console];
   if (opts.file) transports.push(new winston.transports.File({ filename: opts.file, level: 'debug', format: combine(timestamp(), json()) }));
   return winston.createLogger({ level: 'debug', transports });

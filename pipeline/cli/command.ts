@@ -12,7 +12,8 @@ export interface Command {
   options: NonNullable<ParseArgsConfig['options']>;
   /** Positional arguments allowed (default 0). */
   positionals?: number;
-  run(args: { values: Values; positionals: string[] }): Promise<void>;
+  /** Resolves to the exit code, or void for 0 (e.g. `opd run` stopped by SIGTERM returns 143). */
+  run(args: { values: Values; positionals: string[] }): Promise<void | number>;
 }
 
 export class UsageError extends Error {}

@@ -1,6 +1,7 @@
 // `opd <command> [options]`: a table of commands, each one file under pipeline/cli/commands.
 // Options are parsed by node:util parseArgs (strict: an unknown flag is an error naming it).
-// Exit codes: 0 success, 1 the command failed (message printed), 2 usage error.
+// Exit codes: 0 success, 1 the command failed (message printed), 2 usage error, 130 / 143 a run
+// stopped by SIGINT / SIGTERM after committing a checkpoint (resume continues it).
 
 import { parseArgs } from 'node:util';
 import { type Command, UsageError } from './command.ts';
@@ -39,8 +40,8 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    await cmd.run(parsed as never);
-    return 0;
+    const code = await cmd.run(parsed as never);
+    return typeof code === 'number' ? code : 0;
   } catch (e) {
     if (e instanceof UsageError) {
       console.error(`opd ${cmd.name}: ${e.message}\n\n${commandHelp(cmd)}`);

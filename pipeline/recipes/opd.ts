@@ -1,13 +1,22 @@
 // The GRPO on-policy distillation loop, one readable step at a time:
 //
 //   prompts ─► G rollouts each (student) ─► rewards ∥ teacher log-probs ─► advantages (blend)
-//           ─► policy train step ─► rollout shard + metrics line ─► checkpoint (on cadence)
+//           ─► rollout shard ─► policy train step(s) ─► metrics line (+ held-out eval) ─► checkpoint
 //
 // Everything the loop needs arrives as plain values in `OpdJob` (the run command builds it from
 // the frozen config); the loop itself makes no config lookups. The student's current weights feed
 // generation straight from the trainer's buffers (no copies). A step whose rewards or teacher
 // log-probs are non-finite is skipped and counted, as is one whose gradient is (R7); K skips in a
 // row stop the job.
+//
+// Determinism and resume: step k samples with an Rng seeded from (seed, k) and takes the prompts
+// after the data cursor, so a step depends only on the weights it starts from. Its rollouts (with
+// rewards, teacher scores, advantages) are handed to `hooks.onRollouts` before it trains, and a
+// step for which `hooks.stored` returns rows is replayed from them: no generation, no teacher
+// call (R6). One-step-stale mode samples step k+1 with a copy of the weights before step k's
+// update while step k trains; step k+1's rollouts are stored before step k's `onStep`, so a
+// checkpoint at step k always finds them on resume. `hooks.shouldStop` ends the loop cleanly
+// after a step (SIGTERM, R13).
 
 import { Rng, type RngState } from '../../engine/rng.ts';
 import { Trainer } from '../../engine/train/trainer.ts';
@@ -25,9 +34,10 @@ import type { Aggregation } from '../../student/train/aggregate.ts';
 import type { PolicyLossOptions } from '../../student/train/policy.ts';
 import { buildPolicyTrainStep, packPolicyBatch, type PolicyRollout, splitMicroBatches } from '../../student/train/step.ts';
 import type { Teacher } from '../../teacher/types.ts';
+import { type LrScheduleKind, lrAt } from '../algo/schedule.ts';
 import { type LambdaSchedule, lambdaAt } from '../algo/teacher.ts';
-import { type AdvantageSettings, advantageStep } from './advantage-step.ts';
-import { type SamplingSettings, rolloutStage } from './rollout-step.ts';
+import { type AdvantageSettings, type SampledRollout, advantageStep } from './advantage-step.ts';
+import { type SamplingSettings, type TeacherSet, rolloutStage } from './rollout-step.ts';
 
 export interface OpdSettings {
   steps: number;
@@ -47,6 +57,12 @@ export interface OpdSettings {
   microBatches: number;
   lr: number;
   warmupSteps: number;
+  /** lr after warm-up (pipeline/algo/schedule.ts); default constant. */
+  lrSchedule?: LrScheduleKind;
+  /** Held-out evaluation every this many steps and after the last (0 or absent: only with `heldOut`, after the last). */
+  evalEvery?: number;
+  /** Sample step k+1 with the weights before step k's update while step k trains. */
+  oneStepStale?: boolean;
   weightDecay: number;
   adamw: { beta1: number; beta2: number; eps: number; maxGradNorm: number };
   maxConsecutiveSkips: number;
@@ -57,9 +73,13 @@ export interface OpdSettings {
 export interface OpdJob {
   student: { config: ModelConfig; weights: Weights; tokenizer: Tokenizer };
   teacher: Teacher | null;
+  /** Several teachers routed by prompt tag; replaces `teacher` when present. */
+  teachers?: TeacherSet;
   prompts: readonly TaskRecord[];
   reward: RewardFn;
   correct?: (record: TaskRecord, completion: string) => boolean;
+  /** Held-out evaluation of the current weights through the loop's own generator (greedy; draws no randomness). */
+  heldOut?: (generator: Generator) => Promise<{ accuracy: number; reward: number }>;
   settings: OpdSettings;
 }
 
@@ -67,6 +87,7 @@ export interface OpdJob {
 export interface LoopState {
   step: number; // steps completed
   cursor: EpochCursor;
+  /** The sampler state the next step starts from (step k's Rng is seeded from (seed, k) alone). */
   rng: RngState;
   /** Consecutive skipped steps (R7: K in a row stop the job). */
   skipped: number;
@@ -82,13 +103,19 @@ export interface StepRecord {
 }
 
 export interface OpdHooks {
-  /** After every step: persist the shard and metrics line (the run directory's job). */
+  /** A step's rollouts, before it trains: persist them (the rollout shard) so a resume can replay them. */
+  onRollouts?(step: number, rows: RolloutRow[]): Promise<void>;
+  /** Rows stored for `step` by an earlier (interrupted) run, or null to sample the step. */
+  stored?(step: number): RolloutRow[] | null;
+  /** After every step: persist the metrics line and checkpoints (the run directory's job). */
   onStep?(rec: StepRecord, trainer: Trainer, state: LoopState): Promise<void>;
+  /** Checked after each step: true ends the loop there (state.step < steps). */
+  shouldStop?(): boolean;
   /** Resume: state and trainer contents to start from. */
   resume?: { state: LoopState; restore(trainer: Trainer): void };
 }
 
-export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ trainer: Trainer; state: LoopState; close(): Promise<void> }> {
+export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ trainer: Trainer; state: LoopState; stopped: boolean; close(): Promise<void> }> {
   const s = job.settings;
   const c = job.student.config;
   const tok = job.student.tokenizer;
@@ -98,25 +125,55 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
     s.runtime,
   );
   const generator = await Generator.create(c, () => trainer.paramViews(), s.runtime);
-  const state: LoopState = hooks.resume?.state ?? { step: 0, cursor: { epoch: 0, index: 0 }, rng: new Rng(s.seed).state(), skipped: 0, skippedTotal: 0 };
+  // one-step-stale: a second generator reads a copy of the weights taken before each update
+  let snapshot: ReturnType<Trainer['paramViews']> = {};
+  const staleGenerator = s.oneStepStale ? await Generator.create(c, () => snapshot, s.runtime) : null;
+  const state: LoopState = hooks.resume?.state ?? { step: 0, cursor: { epoch: 0, index: 0 }, rng: new Rng(stepSeed(s.seed, 1)).state(), skipped: 0, skippedTotal: 0 };
   hooks.resume?.restore(trainer);
   const stop = stopTokenIds(tok, c);
   const padId = tok.padTokenId ?? stop[0] ?? 0;
+  const G = s.sampling.groupSize;
 
+  /** Rollouts, rewards, teacher scores and advantages of `step`, sampled or replayed, stored before it trains. */
+  const prepare = async (step: number, cursor: EpochCursor, gen: Generator) => {
+    const take = takeNext(job.prompts.length, s.seed, cursor, s.promptsPerStep);
+    const records = take.indices.map((i) => job.prompts[i]!);
+    const stored = hooks.stored?.(step) ?? null;
+    const rng = new Rng(stepSeed(s.seed, step));
+    const ro = stored
+      ? replayed(stored, records, step, G, job.correct !== undefined)
+      : await rolloutStage(records, { generator: gen, tokenizer: tok, reward: job.reward, correct: job.correct, teacher: job.teacher, teachers: job.teachers, stopTokenIds: stop, padId }, s.sampling, rng);
+    const adv = advantageStep(ro.groups, { ...s.advantages, lambda: lambdaAt(s.lambda, step - 1, s.steps) });
+    const rows: RolloutRow[] = adv.rollouts.map((r, i) => {
+      const src = ro.groups[Math.floor(i / G)]![i % G]!;
+      return {
+        step, promptId: records[Math.floor(i / G)]!.id, group: Math.floor(i / G),
+        promptIds: r.promptIds, completionIds: r.completionIds, samplerLogprobs: r.oldLogprobs, teacherLogprobs: src.teacherLogprobs ?? [],
+        advantages: r.advantages as number[], reward: src.reward, correct: src.correct ?? false, truncated: src.truncated,
+      };
+    });
+    if (!stored) await hooks.onRollouts?.(step, rows);
+    return { step, cursor: take.cursor, ro, adv, rows };
+  };
+
+  let pending: ReturnType<typeof prepare> | null = null;
+  let stopped = false;
   while (state.step < s.steps) {
     const step = state.step + 1;
-    const rng = new Rng(state.rng);
-    const take = takeNext(job.prompts.length, s.seed, state.cursor, s.promptsPerStep);
-    const records = take.indices.map((i) => job.prompts[i]!);
     const t0 = performance.now();
-    const ro = await rolloutStage(records, { generator, tokenizer: tok, reward: job.reward, correct: job.correct, teacher: job.teacher, stopTokenIds: stop, padId }, s.sampling, rng);
-    const adv = advantageStep(ro.groups, { ...s.advantages, lambda: lambdaAt(s.lambda, step - 1, s.steps) });
-    let skipReason = adv.nonFinite;
+    const p = await (pending ?? prepare(step, state.cursor, generator));
+    pending = null;
+    if (staleGenerator && step < s.steps) {
+      snapshot = copyViews(trainer.paramViews());
+      pending = prepare(step + 1, p.cursor, staleGenerator);
+      pending.catch(() => {}); // awaited below; this only keeps a failure from counting as unhandled meanwhile
+    }
     const t1 = performance.now();
+    let skipReason = p.adv.nonFinite;
     let train: Record<string, number> = {};
     if (!skipReason) {
-      const lr = s.lr * Math.min(1, step / Math.max(1, s.warmupSteps));
-      const r = await trainEpochs(trainer, adv.rollouts, s, padId, lr);
+      const lr = lrAt({ lr: s.lr, warmupSteps: s.warmupSteps, kind: s.lrSchedule ?? 'constant' }, step, s.steps);
+      const r = await trainEpochs(trainer, p.adv.rollouts, s, padId, lr);
       train = { ...r.metrics, lr, updates: r.updates };
       if (r.skipped) skipReason = 'non-finite loss or gradient';
     }
@@ -125,44 +182,66 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
     if (skipReason) state.skippedTotal++;
     if (state.skipped >= s.maxConsecutiveSkips)
       throw new Error(`stopping: ${state.skipped} consecutive steps skipped (last: ${skipReason}); check the teacher, the rewards and the learning rate`);
-    Object.assign(state, { step, cursor: take.cursor, rng: rng.state() });
+    Object.assign(state, { step, cursor: p.cursor, rng: new Rng(stepSeed(s.seed, step + 1)).state() });
+    if (pending) await pending; // step+1's rollouts are stored before this step can be checkpointed
+    const t3 = performance.now();
+    const evalDue = job.heldOut && (step === s.steps || (s.evalEvery && step % s.evalEvery === 0));
+    const ev = evalDue ? await job.heldOut!(generator) : null;
+    const t4 = performance.now();
+    const tokens = p.ro.tokens.prompt + p.ro.tokens.completion;
     const metrics: Record<string, number> = {
-      ...(adv.metrics as unknown as Record<string, number>),
+      ...(p.adv.metrics as unknown as Record<string, number>),
       ...train,
-      ...ro.timing,
+      ...p.ro.timing,
       train_s: (t2 - t1) / 1e3,
-      step_s: (t2 - t0) / 1e3,
-      completion_tokens: ro.tokens.completion,
-      tokens_per_s: (ro.tokens.prompt + ro.tokens.completion) / ((t2 - t0) / 1e3),
+      step_s: (t3 - t0) / 1e3,
+      prompt_tokens: p.ro.tokens.prompt,
+      completion_tokens: p.ro.tokens.completion,
+      tokens_per_s: tokens / ((t3 - t0) / 1e3),
       skipped_total: state.skippedTotal,
+      ...(ev ? { eval_accuracy: ev.accuracy, eval_reward: ev.reward, eval_s: (t4 - t3) / 1e3 } : {}),
     };
-    const rows = adv.rollouts.map((r, i) => {
-      const g = Math.floor(i / s.sampling.groupSize);
-      const src = ro.groups[g]![i % s.sampling.groupSize]!;
-      return {
-        step,
-        promptId: records[g]!.id,
-        group: g,
-        promptIds: r.promptIds,
-        completionIds: r.completionIds,
-        samplerLogprobs: r.oldLogprobs,
-        teacherLogprobs: src.teacherLogprobs ?? [],
-        advantages: r.advantages as number[],
-        reward: src.reward,
-        correct: src.correct ?? false,
-        truncated: src.truncated,
-      };
-    });
-    await hooks.onStep?.({ step, skipped: !!skipReason, skipReason, metrics, rows }, trainer, state);
+    await hooks.onStep?.({ step, skipped: !!skipReason, skipReason, metrics, rows: p.rows }, trainer, state);
+    if (state.step < s.steps && hooks.shouldStop?.()) {
+      stopped = true;
+      break;
+    }
   }
   return {
     trainer,
     state,
+    stopped,
     close: async () => {
       await generator.release();
+      await staleGenerator?.release();
       await trainer.release();
     },
   };
+}
+
+/** Step k's sampler seed: a function of (seed, k) alone, so a step can be redone or replayed in isolation. */
+export const stepSeed = (seed: number, step: number) => (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(step, 0x85ebca6b)) >>> 0;
+
+function copyViews(views: ReturnType<Trainer['paramViews']>): ReturnType<Trainer['paramViews']> {
+  return Object.fromEntries(Object.entries(views).map(([k, v]) => [k, { ...v, data: v.data.slice() }])) as ReturnType<Trainer['paramViews']>;
+}
+
+/** A step's groups rebuilt from its stored rows (R6), checked against the prompts the cursor picks. */
+function replayed(rows: readonly RolloutRow[], records: readonly TaskRecord[], step: number, G: number, hasCorrect: boolean) {
+  if (rows.length !== records.length * G)
+    throw new Error(`stored rollouts of step ${step}: ${rows.length} rows, expected ${records.length} prompts × G ${G}; the shard was written under another config — delete the run's shards after this step to sample them anew`);
+  const groups: SampledRollout[][] = records.map(() => []);
+  rows.forEach((r, i) => {
+    const rec = records[Math.floor(i / G)]!;
+    if (r.promptId !== rec.id || r.step !== step)
+      throw new Error(`stored rollouts of step ${step}, row ${i}: prompt "${r.promptId}" (step ${r.step}), but the data cursor picks "${rec.id}"; the shard belongs to another run or data order`);
+    groups[Math.floor(i / G)]!.push({
+      promptIds: r.promptIds, completionIds: r.completionIds, logprobs: r.samplerLogprobs, truncated: r.truncated, reward: r.reward,
+      correct: hasCorrect ? r.correct : undefined, teacherLogprobs: r.teacherLogprobs.length || r.completionIds.length === 0 ? r.teacherLogprobs : undefined,
+    });
+  });
+  const tokens = { prompt: rows.reduce((a, r) => a + r.promptIds.length, 0), completion: rows.reduce((a, r) => a + r.completionIds.length, 0) };
+  return { groups, timing: { generate_s: 0, reward_s: 0, teacher_s: 0 }, tokens };
 }
 
 /** μ epochs over the step's rollouts, each split into `minibatches` optimizer updates (by group). */

@@ -1,15 +1,17 @@
 // The OPD loop bound to a run directory: resume from the newest verified checkpoint, write one
 // rollout shard and one metrics line per step, and commit checkpoints on a cadence and at the end.
 //
-// Resume: leftover temp dirs are removed, metrics lines after the checkpoint's step are dropped,
-// and the loop restarts from the checkpoint's weights, moments, t, RNG state and data cursor, so
-// the steps it redoes sample the same prompts and tokens as the interrupted run did. A rollout
-// shard already committed for a redone step is kept (it holds the same rows) rather than rewritten.
+// A step's rollout shard is committed before the step trains. Resume: leftover temp dirs are
+// removed, metrics lines after the checkpoint's step are dropped, and the loop restarts from the
+// checkpoint's weights, moments, t and data cursor; a redone step whose shard is committed is
+// replayed from it (no generation, no teacher call: R6), later ones are sampled with the same
+// per-step seeds as the interrupted run. `shouldStop` (SIGTERM) ends the run after a step with a
+// committed checkpoint at that step (R13).
 
 import { hostTensor } from '../../engine/runtime/host.ts';
 import type { Trainer } from '../../engine/train/trainer.ts';
-import { rolloutsToTable } from '../../data/schemas.ts';
-import { listShards, writeShard } from '../../data/store/shards.ts';
+import { rolloutsToTable, tableToRollouts } from '../../data/schemas.ts';
+import { listShards, readShard, writeShard } from '../../data/store/shards.ts';
 import { cleanTemps, latestCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint.ts';
 import { type RunDir, appendMetrics, truncateMetricsAfter } from '../rundir.ts';
 import { type LoopState, type OpdHooks, type OpdJob, type StepRecord, runOpd } from './opd.ts';
@@ -19,7 +21,10 @@ export interface PersistOptions {
   keepLast: number;
   /** Where the student's tokenizer files come from (copied into every checkpoint). */
   tokenizerFrom: string;
-  onStep?: (rec: StepRecord, state: LoopState) => void;
+  /** After each step's metrics line (and checkpoint, if one was due: checkpointSeconds). */
+  onStep?: (rec: StepRecord, state: LoopState, info: { checkpointSeconds?: number }) => void;
+  /** Checked after each step: true commits a checkpoint there and ends the run (SIGTERM). */
+  shouldStop?: () => boolean;
   log?: (msg: string) => void;
 }
 
@@ -73,19 +78,29 @@ export async function runPersisted(run: RunDir, job: OpdJob, o: PersistOptions) 
       { keepLast: o.keepLast },
     );
   };
+  let lastCheckpoint = -1;
   const result = await runOpd({ ...job, student }, {
     resume,
-    onStep: async (rec, trainer, state) => {
-      const name = shardName(rec.step);
-      if (!committed.has(`${name}.arrow`)) {
-        await writeShard(run.shards, name, rolloutsToTable(rec.rows));
-        committed.add(`${name}.arrow`);
-      }
-      await appendMetrics(run.dir, { step: rec.step, skipped: rec.skipped, ...(rec.skipReason ? { skip_reason: rec.skipReason } : {}), ...rec.metrics });
-      if (rec.step % o.checkpointEvery === 0 || rec.step === job.settings.steps) await checkpoint(trainer, state);
-      o.onStep?.(rec, state);
+    stored: (step) => (committed.has(`${shardName(step)}.arrow`) ? tableToRollouts(readShard(run.shards, `${shardName(step)}.arrow`)) : null),
+    onRollouts: async (step, rows) => {
+      await writeShard(run.shards, shardName(step), rolloutsToTable(rows));
+      committed.add(`${shardName(step)}.arrow`);
     },
+    onStep: async (rec, trainer, state) => {
+      await appendMetrics(run.dir, { step: rec.step, skipped: rec.skipped, ...(rec.skipReason ? { skip_reason: rec.skipReason } : {}), ...rec.metrics });
+      let checkpointSeconds: number | undefined;
+      if (rec.step % o.checkpointEvery === 0 || rec.step === job.settings.steps || o.shouldStop?.()) {
+        const t0 = performance.now();
+        await checkpoint(trainer, state);
+        lastCheckpoint = state.step;
+        checkpointSeconds = (performance.now() - t0) / 1e3;
+      }
+      o.onStep?.(rec, state, { checkpointSeconds });
+    },
+    shouldStop: o.shouldStop,
   });
+  // a stop request that arrived after the step's own checkpoint decision still ends on a checkpoint
+  if (result.stopped && lastCheckpoint !== result.state.step) await checkpoint(result.trainer, result.state);
   return result;
 }
 

@@ -11,6 +11,7 @@ import type { RewardFn } from '../../data/rewards/index.ts';
 import type { TaskRecord } from '../../data/tasks/registry.ts';
 import type { Generator } from '../../student/generate/generate.ts';
 import type { Teacher } from '../../teacher/types.ts';
+import { type TeacherRoutes, routeTeachers } from '../algo/routing.ts';
 import type { SampledRollout } from './advantage-step.ts';
 
 export interface SamplingSettings {
@@ -36,8 +37,16 @@ export interface RolloutDeps {
   correct?: (record: TaskRecord, completion: string) => boolean;
   /** Null for pure GRPO (no teacher term). */
   teacher: Teacher | null;
+  /** Several teachers, chosen per prompt by its tag (multi-teacher OPD); replaces `teacher`. */
+  teachers?: TeacherSet;
   stopTokenIds: readonly number[];
   padId: number;
+}
+
+/** Teachers by id and the routes from prompt tags to ids (pipeline/algo/routing.ts). */
+export interface TeacherSet {
+  byId: ReadonlyMap<string, Teacher>;
+  routes: TeacherRoutes;
 }
 
 export async function rolloutStage(records: readonly TaskRecord[], d: RolloutDeps, s: SamplingSettings, rng: Rng): Promise<RolloutStageResult> {
@@ -61,9 +70,10 @@ export async function rolloutStage(records: readonly TaskRecord[], d: RolloutDep
     return { rewards, seconds: (performance.now() - r0) / 1e3 };
   })();
   const teacherP = (async () => {
-    if (!d.teacher) return { scores: null, seconds: 0 };
+    if (!d.teacher && !d.teachers) return { scores: null, seconds: 0 };
     const r0 = performance.now();
-    const scores = await d.teacher.score(completions.map((c, i) => ({ ids: [...expanded[i]!, ...c.tokens], start: expanded[i]!.length })));
+    const requests = completions.map((c, i) => ({ ids: [...expanded[i]!, ...c.tokens], start: expanded[i]!.length }));
+    const scores = d.teachers ? await scoreRouted(d.teachers, records, s.groupSize, requests) : await d.teacher!.score(requests);
     return { scores, seconds: (performance.now() - r0) / 1e3 };
   })();
   const [rw, ts] = await Promise.all([rewardsP, teacherP]);
@@ -73,11 +83,13 @@ export async function rolloutStage(records: readonly TaskRecord[], d: RolloutDep
     groups[p]!.push({
       promptIds: expanded[i]!,
       completionIds: c.tokens,
-      logprobs: c.logprobs,
+      // rounded to float32 as the rollout shard stores them, so a step replayed from its shard (R6)
+      // computes the same advantages as the step that wrote it
+      logprobs: c.logprobs.map(Math.fround),
       truncated: c.truncated,
       reward: rw.rewards[i]!,
       correct: d.correct?.(records[p]!, texts[i]!),
-      teacherLogprobs: ts.scores?.[i]!.logprobs,
+      teacherLogprobs: ts.scores?.[i]!.logprobs.map(Math.fround),
     });
   });
   return {
@@ -85,4 +97,21 @@ export async function rolloutStage(records: readonly TaskRecord[], d: RolloutDep
     timing: { generate_s: (t1 - t0) / 1e3, reward_s: rw.seconds, teacher_s: ts.seconds },
     tokens: { prompt: expanded.reduce((a, p) => a + p.length, 0), completion: completions.reduce((a, c) => a + c.tokens.length, 0) },
   };
+}
+
+/** Each prompt's rollouts go to the teacher its tag routes to; all teachers score concurrently. */
+async function scoreRouted(set: TeacherSet, records: readonly TaskRecord[], groupSize: number, requests: Parameters<Teacher['score']>[0]) {
+  const ids = routeTeachers(records.map((r) => r.tag), records.map(() => groupSize), set.routes).flat();
+  const byTeacher = new Map<string, number[]>();
+  ids.forEach((id, i) => byTeacher.set(id, [...(byTeacher.get(id) ?? []), i]));
+  const out = new Array<Awaited<ReturnType<Teacher['score']>>[number]>(requests.length);
+  await Promise.all(
+    [...byTeacher].map(async ([id, rows]) => {
+      const t = set.byId.get(id);
+      if (!t) throw new Error(`routing names teacher "${id}", which is not open; known: ${[...set.byId.keys()].join(', ')}`);
+      const scores = await t.score(rows.map((i) => requests[i]!));
+      rows.forEach((i, k) => (out[i] = scores[k]!));
+    }),
+  );
+  return out;
 }

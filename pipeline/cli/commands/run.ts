@@ -2,19 +2,20 @@
 //
 // run: validate the config, create <outDir>/<name>/ with the frozen config (or, if that run
 // directory already holds one, resume it: refused with what changed unless --force), open the
-// student, the teacher behind the shared score cache (<outDir>/score-cache), the prompts and the
-// rewards, check the tokenizers agree, then run the loop with checkpoints and metrics on disk.
-// Not wired yet (refused with a message, never ignored): several teachers with routing,
-// {builtin} students, one-step-stale generation, lr schedules other than constant.
+// student, the teacher(s) behind the shared score cache (<outDir>/score-cache), the prompts and
+// the rewards, check the tokenizers agree, then run the loop with checkpoints and metrics on disk,
+// held-out evaluations on the run.evalEvery cadence, and at the end summary.json and the report.
+// SIGTERM / SIGINT: the current step finishes, a checkpoint is committed, the log is flushed and
+// the command exits 143 / 130 (a second signal exits at once); `opd run` again resumes (R13).
 
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { combine } from '../../../data/rewards/index.ts';
 import { loadPrompts } from '../../../data/sources/index.ts';
-import { createTask, extractAnswer, type Task, type TaskRecord } from '../../../data/tasks/registry.ts';
+import { createTask, type Task, type TaskRecord } from '../../../data/tasks/registry.ts';
 import { loadTokenizer } from '../../../data/tokenizer/hf.ts';
+import { initModelDir, tinyConfig } from '../../../student/model/init.ts';
 import { loadModelDir } from '../../../student/model/weights.ts';
 import { CachedTeacher, ScoreCache } from '../../../teacher/cache.ts';
 import { HttpTeacher } from '../../../teacher/http.ts';
@@ -22,24 +23,16 @@ import { LocalTeacher } from '../../../teacher/local.ts';
 import { preflight } from '../../../teacher/preflight.ts';
 import type { Teacher } from '../../../teacher/types.ts';
 import { type RunConfig, blendSpec, loadRunConfig, parseRunConfig, policyLossOptions } from '../../config.ts';
-import { evaluate } from '../../eval.ts';
+import { evaluate, isCorrect } from '../../eval.ts';
 import { writeReport } from '../../report.ts';
 import { createLogger, flushLogger } from '../../log.ts';
+import { createProgress } from '../../progress.ts';
+import type { TeacherSet } from '../../recipes/rollout-step.ts';
 import type { OpdJob, OpdSettings } from '../../recipes/opd.ts';
 import { runPersisted } from '../../recipes/persisted.ts';
-import { checkResumeConfig, openRunDir, readFrozenConfig, runDirPaths, writeFrozenConfig } from '../../rundir.ts';
+import { checkResumeConfig, openRunDir, readFrozenConfig, readMetrics, runDirPaths, writeFrozenConfig } from '../../rundir.ts';
 import { flag, str } from '../args.ts';
 import type { Command, Values } from '../command.ts';
-
-function refuseUnwired(c: RunConfig): void {
-  const no = (what: string) => {
-    throw new Error(`${what} is not supported by opd run yet; remove it from the config`);
-  };
-  if (typeof c.student !== 'string') no('a {builtin} student (use an HF model directory, e.g. from opd model init + opd sft)');
-  if (c.teachers.length > 1) no('more than one teacher (multi-teacher routing)');
-  if (c.runtime.oneStepStale) no('runtime.oneStepStale');
-  if (c.train.optimizer.schedule !== 'constant') no(`train.optimizer.schedule "${c.train.optimizer.schedule}"`);
-}
 
 function settingsOf(c: RunConfig): OpdSettings {
   const o = c.train.optimizer;
@@ -59,6 +52,9 @@ function settingsOf(c: RunConfig): OpdSettings {
     microBatches: c.train.microBatchSize ? Math.ceil(rolloutsPerMinibatch / c.train.microBatchSize) : 1,
     lr: o.lr,
     warmupSteps: o.warmupSteps,
+    lrSchedule: o.schedule,
+    evalEvery: c.run.evalEvery,
+    oneStepStale: c.runtime.oneStepStale,
     weightDecay: o.weightDecay,
     adamw: { beta1: o.beta1, beta2: o.beta2, eps: o.eps, maxGradNorm: o.maxGradNorm },
     maxConsecutiveSkips: c.run.maxConsecutiveSkips,
@@ -67,72 +63,178 @@ function settingsOf(c: RunConfig): OpdSettings {
   };
 }
 
-async function openTeacher(c: RunConfig, studentTokenizerDir: string): Promise<Teacher | null> {
-  const t = c.teachers[0];
-  if (!t || c.algo.blend.mode === 'grpo') return null;
-  const inner: Teacher =
-    t.kind === 'local'
-      ? await LocalTeacher.open(t.path, { temperature: t.temperature, threads: c.runtime.threads, device: c.runtime.device, tokenizer: t.tokenizer })
-      : await (async () => {
-          const tok = await loadTokenizer(t.tokenizer ?? studentTokenizerDir);
-          const h = new HttpTeacher({ url: t.url, model: t.servedModel, flavor: t.flavor, concurrency: t.concurrency, timeoutMs: t.timeoutMs, retries: t.retries, temperature: t.temperature,
-            apiKey: t.apiKeyEnv ? process.env[t.apiKeyEnv] : undefined, identity: { tokenizerFingerprint: tok.fingerprint(), vocabSize: tok.vocabSize } });
-          await h.checkServer();
-          return h;
-        })();
-  return new CachedTeacher(inner, ScoreCache.open(join(c.run.outDir, 'score-cache')));
+/** The teachers the blend needs (none for grpo), each behind the shared score cache. */
+async function openTeachers(c: RunConfig, studentTokenizerDir: string): Promise<{ single: Teacher | null; set?: TeacherSet; all: Teacher[] }> {
+  if (c.algo.blend.mode === 'grpo' || c.teachers.length === 0) return { single: null, all: [] };
+  const cache = ScoreCache.open(join(c.run.outDir, 'score-cache'));
+  const open = async (t: RunConfig['teachers'][number]): Promise<Teacher> => {
+    const inner: Teacher =
+      t.kind === 'local'
+        ? await LocalTeacher.open(t.path, { temperature: t.temperature, threads: c.runtime.threads, device: c.runtime.device, tokenizer: t.tokenizer })
+        : await (async () => {
+            const tok = await loadTokenizer(t.tokenizer ?? studentTokenizerDir);
+            const h = new HttpTeacher({ url: t.url, model: t.servedModel, flavor: t.flavor, concurrency: t.concurrency, timeoutMs: t.timeoutMs, retries: t.retries, temperature: t.temperature,
+              apiKey: t.apiKeyEnv ? process.env[t.apiKeyEnv] : undefined, identity: { tokenizerFingerprint: tok.fingerprint(), vocabSize: tok.vocabSize } });
+            await h.checkServer();
+            return h;
+          })();
+    return new CachedTeacher(inner, cache);
+  };
+  const all = await Promise.all(c.teachers.map(open));
+  if (all.length === 1) return { single: all[0]!, all };
+  const byId = new Map(c.teachers.map((t, i) => [t.id, all[i]!]));
+  return { single: null, set: { byId, routes: { byTag: c.routing.byTag, defaultTeacher: c.routing.defaultTeacher } }, all };
+}
+
+/** The student directory: the configured one, or a {builtin} model created once inside the run directory. */
+async function studentDir(c: RunConfig, runDir: string): Promise<string> {
+  if (typeof c.student === 'string') return c.student;
+  const dir = join(runDir, 'student-init');
+  if (!existsSync(join(dir, 'config.json'))) await initModelDir(dir, tinyConfig(), c.run.seed);
+  return dir;
 }
 
 async function prompts(c: RunConfig): Promise<{ train: TaskRecord[]; correct?: OpdJob['correct'] }> {
   if ('task' in c.data) {
     const task = createTask(c.data.task, c.data.taskConfig);
-    return { train: task.generate('train', c.data.trainSize ?? c.rollout.promptsPerStep * c.run.steps, c.run.seed), correct: (r, text) => extractAnswer(text) === r.answer };
+    return { train: task.generate('train', c.data.trainSize ?? c.rollout.promptsPerStep * c.run.steps, c.run.seed), correct: (r, text) => isCorrect(text, r.answer) };
   }
   const loaded = await loadPrompts(c.data.path, { fields: c.data.fields, maxRejectFraction: c.data.maxRejectFraction, onTooLong: c.data.onTooLong, rejectsFile: join(c.run.outDir, 'rejects.jsonl') });
   return { train: loaded.records };
 }
 
-export async function runJob(c: RunConfig, runDir: string): Promise<void> {
-  refuseUnwired(c);
+/** What a finished (or stopped) run reports; also written to <run>/summary.json when it finishes. */
+export interface RunSummary {
+  run_dir: string;
+  steps: number;
+  skipped_total: number;
+  wall_s: number;
+  /** Set when a signal ended the run early (a checkpoint is committed; resume continues it). */
+  stopped_by?: NodeJS.Signals;
+  teacher_accuracy?: number;
+  teacher_reward?: number;
+  student_before_accuracy?: number;
+  student_before_reward?: number;
+  student_after_accuracy?: number;
+  student_after_reward?: number;
+}
+
+export interface RunJobOptions {
+  /** Console shows warnings and errors only (the log file still has everything). */
+  quiet?: boolean;
+  /** Install SIGTERM/SIGINT handlers that stop after the current step (the CLI does; tests in-process need not). */
+  handleSignals?: boolean;
+}
+
+export async function runJob(c: RunConfig, runDir: string, opts: RunJobOptions = {}): Promise<RunSummary> {
+  const t0 = performance.now();
   const run = await openRunDir(runDir);
-  const log = createLogger({ file: run.log });
+  const done = existsSync(run.metrics) ? (readMetrics(run.dir).at(-1)?.step ?? 0) : 0;
+  const progress = createProgress({ total: c.run.steps, start: Math.min(done, c.run.steps), label: run.name, tty: opts.quiet ? false : undefined });
+  const log = createLogger({ file: run.log, consoleStream: progress.live ? progress.stream : undefined, consoleLevel: opts.quiet ? 'warn' : undefined });
+  let stopSignal: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopSignal) {
+      log.error(`second ${sig}: exiting now without a checkpoint (resume continues from the last committed one)`);
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    }
+    stopSignal = sig;
+    log.warn(`${sig}: finishing the current step, then committing a checkpoint and exiting (send it again to exit at once)`);
+  };
+  if (opts.handleSignals) {
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  }
   try {
-    const studentDir = c.student as string;
-    const [student, tokenizer] = await Promise.all([loadModelDir(studentDir), loadTokenizer(studentDir)]);
-    const teacher = await openTeacher(c, studentDir);
-    if (teacher instanceof CachedTeacher && c.teachers[0]?.kind === 'local') {
-      const tdir = c.teachers[0].tokenizer ?? c.teachers[0].path;
-      const pf = preflight({ tokenizer, vocabRows: student.config.vocabSize }, { tokenizer: await loadTokenizer(tdir), vocabRows: teacher.identity.vocabSize });
-      pf.notes.forEach((n) => log.info(n));
+    const sdir = await studentDir(c, run.dir);
+    const [student, tokenizer] = await Promise.all([loadModelDir(sdir), loadTokenizer(sdir)]);
+    const teachers = await openTeachers(c, sdir);
+    for (const [i, t] of c.teachers.entries()) {
+      const teacher = teachers.all[i];
+      if (!teacher || t.kind !== 'local') continue;
+      const pf = preflight({ tokenizer, vocabRows: student.config.vocabSize }, { tokenizer: await loadTokenizer(t.tokenizer ?? t.path), vocabRows: teacher.identity.vocabSize });
+      pf.notes.forEach((n) => log.info(`teacher ${t.id}: ${n}`));
     }
     const data = await prompts(c);
     const reward = await combine(c.rewards);
-    const job: OpdJob = { student: { config: student.config, weights: student.weights, tokenizer }, teacher, prompts: data.train, reward, correct: data.correct, settings: settingsOf(c) };
-    log.info(`run ${run.dir}: ${c.run.steps} steps, ${c.rollout.promptsPerStep} prompts × G=${c.rollout.groupSize}, blend ${c.algo.blend.mode}`);
-    const heldOut = await heldOutEval(c, run.dir, student, tokenizer, (m) => log.info(m));
+    const task: Task | null = 'task' in c.data ? createTask(c.data.task, c.data.taskConfig) : null;
+    const evalOpts = { n: c.run.evalPrompts, seed: c.run.seed, maxNewTokens: c.rollout.maxNewTokens, runtime: { device: c.runtime.device, threads: c.runtime.threads } };
+    const job: OpdJob = {
+      student: { config: student.config, weights: student.weights, tokenizer },
+      teacher: teachers.single,
+      teachers: teachers.set,
+      prompts: data.train,
+      reward,
+      correct: data.correct,
+      heldOut: task
+        ? async (gen) => {
+            const r = await evaluate(gen, tokenizer, task, evalOpts);
+            return { accuracy: r.accuracy, reward: r.meanReward };
+          }
+        : undefined,
+      settings: settingsOf(c),
+    };
+    log.info(`run ${run.dir}: ${c.run.steps} steps, ${c.rollout.promptsPerStep} prompts × G=${c.rollout.groupSize}, blend ${c.algo.blend.mode}${c.runtime.oneStepStale ? ', one-step-stale' : ''}`);
+    const heldOut = task ? await heldOutEval(c, task, run.dir, student, tokenizer, (m) => log.info(m)) : null;
     const result = await runPersisted(run, job, {
       checkpointEvery: c.run.checkpointEvery,
       keepLast: c.run.keepCheckpoints,
-      tokenizerFrom: studentDir,
+      tokenizerFrom: sdir,
       log: (m) => log.info(m),
-      onStep: (rec) => {
+      shouldStop: () => stopSignal !== undefined,
+      onStep: (rec, _state, info) => {
         const m = rec.metrics;
         const acc = m.accuracy === undefined ? '' : ` acc ${m.accuracy.toFixed(3)}`;
-        log.info(`step ${rec.step}/${c.run.steps} reward ${m.reward_mean?.toFixed(3)}${acc} teacher_kl ${m.teacher_kl?.toFixed(3)} loss ${m.loss?.toFixed(4) ?? '-'} ${m.step_s?.toFixed(2)}s${rec.skipped ? ` SKIPPED (${rec.skipReason})` : ''}`);
+        const kl = m.teacher_kl === undefined ? '' : ` teacher_kl ${m.teacher_kl.toFixed(3)}`;
+        const ev = m.eval_accuracy === undefined ? '' : ` | held-out acc ${m.eval_accuracy.toFixed(3)} reward ${m.eval_reward!.toFixed(3)}`;
+        const ck = info.checkpointSeconds === undefined ? '' : ' | checkpoint';
+        const line = `step ${rec.step}/${c.run.steps} reward ${m.reward_mean?.toFixed(3)}${acc}${kl} loss ${m.loss?.toFixed(4) ?? '-'} ${m.step_s?.toFixed(2)}s${ev}${ck}${rec.skipped ? ` SKIPPED (${rec.skipReason})` : ''}`;
+        // on a terminal the bar carries the per-step numbers; evaluations and skips still get a line
+        log.log(progress.live && !ev && !rec.skipped ? 'debug' : 'info', line);
+        progress.update(rec.step, `reward ${m.reward_mean?.toFixed(2)}${acc}${kl}${m.eval_accuracy === undefined ? '' : ` held-out ${m.eval_accuracy.toFixed(3)}`}`);
       },
     });
+    progress.stop();
     await result.close();
-    await teacher?.close();
-    const after = heldOut ? await heldOut.after(result.trainer.params()) : {};
-    const summary: Record<string, number> = { steps: result.state.step, skipped_total: result.state.skippedTotal, ...heldOut?.before, ...after };
+    await Promise.all(teachers.all.map((t) => t.close()));
+    const summary: RunSummary = { run_dir: run.dir, steps: result.state.step, skipped_total: result.state.skippedTotal, wall_s: (performance.now() - t0) / 1e3, ...heldOut?.before };
+    if (result.stopped) {
+      log.warn(`stopped by ${stopSignal} after step ${result.state.step}/${c.run.steps}; checkpoint committed. Continue with: opd resume ${run.dir}`);
+      return { ...summary, stopped_by: stopSignal };
+    }
+    Object.assign(summary, await finalHeldOut(run.dir, c, heldOut, result.trainer.params()));
     writeFileSync(join(run.dir, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
     log.info(`report: ${writeReport(run.dir, tokenizer)}`);
-    if (heldOut) log.info(`held-out accuracy: teacher ${fmt(summary.teacher_accuracy)}, student before ${fmt(summary.student_before_accuracy)}, after ${fmt(summary.student_after_accuracy)}`);
-    console.log(run.dir);
+    if (heldOut)
+      log.info(`held-out accuracy (${c.run.evalPrompts} problems): teacher ${fmt(summary.teacher_accuracy)}, student before ${fmt(summary.student_before_accuracy)}, after ${fmt(summary.student_after_accuracy)}`);
+    return summary;
   } finally {
+    progress.stop();
+    if (opts.handleSignals) {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    }
     await flushLogger(log);
   }
 }
+
+/**
+ * Create or resume `<outDir>/<name>` for `c` exactly as `opd run` does and run the job. A run
+ * directory holding a different frozen config is refused (naming the changes) unless `force`.
+ */
+export async function startRun(c: RunConfig, opts: RunJobOptions & { force?: boolean } = {}): Promise<RunSummary> {
+  const dir = resolve(c.run.outDir, c.run.name ?? `run-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}`);
+  if (existsSync(join(dir, 'config.json'))) {
+    const changes = checkResumeConfig(dir, c, { override: opts.force });
+    if (changes.length) await writeFrozenConfig(dir, c, { replace: true }); // --force: the run continues under the new config
+  } else {
+    await mkdir(dir, { recursive: true });
+    await writeFrozenConfig(dir, c);
+  }
+  return runJob(c, dir, opts);
+}
+
+const exitCode = (s: RunSummary) => (s.stopped_by === 'SIGINT' ? 130 : s.stopped_by ? 143 : 0);
 
 export const run: Command = {
   name: 'run',
@@ -144,15 +246,9 @@ export const run: Command = {
     const file = positionals[0];
     if (!file) throw new Error('give the config file: opd run CONFIG.json');
     const c = loadRunConfig(file, (values.set as string[] | undefined) ?? []);
-    const dir = resolve(c.run.outDir, c.run.name ?? `run-${new Date().toISOString().replace(/[-:]/g, "").slice(0, 15)}`);
-    if (existsSync(join(dir, 'config.json'))) {
-      const changes = checkResumeConfig(dir, c, { override: flag(values, 'force') });
-      if (changes.length) await writeFrozenConfig(dir, c, { replace: true }); // --force: the run continues under the new config
-    } else {
-      await mkdir(dir, { recursive: true });
-      await writeFrozenConfig(dir, c);
-    }
-    await runJob(c, dir);
+    const summary = await startRun(c, { force: flag(values, 'force'), handleSignals: true });
+    console.log(summary.run_dir);
+    return exitCode(summary);
   },
 };
 
@@ -166,38 +262,50 @@ export const resume: Command = {
     const dir = positionals[0];
     if (!dir) throw new Error('give the run directory: opd resume RUN_DIR');
     const c = parseRunConfig(readFrozenConfig(runDirPaths(dir).dir), join(dir, 'config.json'));
-    await runJob(c, dir);
+    const summary = await runJob(c, dir, { handleSignals: true });
+    console.log(summary.run_dir);
+    return exitCode(summary);
   },
 };
 
 const fmt = (x: unknown) => (typeof x === 'number' ? x.toFixed(3) : 'n/a');
 
 /**
- * Held-out accuracy (greedy) of the teacher and the student before training, computed once per
- * run and kept in eval-before.json so a resumed run reports the same numbers; `after` evaluates
- * the final weights. Task data only (prompt files have no held-out split).
+ * Held-out accuracy and reward (greedy) of the teacher(s') first local model and of the student
+ * before training, computed once per run and kept in eval-before.json so a resumed run reports the
+ * same numbers. Task data only (prompt files have no held-out split).
  */
-async function heldOutEval(c: RunConfig, runDir: string, student: Awaited<ReturnType<typeof loadModelDir>>, tok: Awaited<ReturnType<typeof loadTokenizer>>, log: (m: string) => void) {
-  if (!('task' in c.data)) return null;
-  const task: Task = createTask(c.data.task, c.data.taskConfig);
+async function heldOutEval(c: RunConfig, task: Task, runDir: string, student: Awaited<ReturnType<typeof loadModelDir>>, tok: Awaited<ReturnType<typeof loadTokenizer>>, log: (m: string) => void) {
   const opts = { n: c.run.evalPrompts, seed: c.run.seed, maxNewTokens: c.rollout.maxNewTokens, runtime: { device: c.runtime.device, threads: c.runtime.threads } };
   const file = join(runDir, 'eval-before.json');
   let before: Record<string, number>;
   if (existsSync(file)) before = JSON.parse(readFileSync(file, 'utf8')) as Record<string, number>;
   else {
     log(`evaluating on ${opts.n} held-out prompts`);
-    before = { student_before_accuracy: (await evaluate(student, tok, task, opts)).accuracy };
-    const t = c.teachers[0];
-    if (t?.kind === 'local' && !t.path.endsWith('.onnx')) {
+    const s = await evaluate(student, tok, task, opts);
+    before = { student_before_accuracy: s.accuracy, student_before_reward: s.meanReward };
+    const t = c.teachers.find((x) => x.kind === 'local' && !x.path.endsWith('.onnx'));
+    if (t?.kind === 'local') {
       const [tm, ttok] = await Promise.all([loadModelDir(t.path), loadTokenizer(t.tokenizer ?? t.path)]);
-      before.teacher_accuracy = (await evaluate(tm, ttok, task, opts)).accuracy;
+      const r = await evaluate(tm, ttok, task, opts);
+      Object.assign(before, { teacher_accuracy: r.accuracy, teacher_reward: r.meanReward });
     }
     writeFileSync(file, JSON.stringify(before) + '\n');
   }
   return {
     before,
-    after: async (weights: Record<string, Float32Array | Float64Array>) => ({
-      student_after_accuracy: (await evaluate({ config: student.config, weights: new Map(Object.entries(weights) as Array<[string, Float32Array]>) }, tok, task, opts)).accuracy,
-    }),
+    after: async (weights: Record<string, Float32Array | Float64Array>) => {
+      const r = await evaluate({ config: student.config, weights: new Map(Object.entries(weights) as Array<[string, Float32Array]>) }, tok, task, opts);
+      return { student_after_accuracy: r.accuracy, student_after_reward: r.meanReward };
+    },
   };
+}
+
+/** The final held-out numbers: the last step's evaluation line when there is one, else evaluated now. */
+async function finalHeldOut(runDir: string, c: RunConfig, heldOut: Awaited<ReturnType<typeof heldOutEval>> | null, weights: Record<string, Float32Array | Float64Array>) {
+  if (!heldOut) return {};
+  const last = readMetrics(runDir).at(-1);
+  if (last?.step === c.run.steps && typeof last.eval_accuracy === 'number')
+    return { student_after_accuracy: last.eval_accuracy, student_after_reward: last.eval_reward as number };
+  return heldOut.after(weights);
 }

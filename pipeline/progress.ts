@@ -1,0 +1,34 @@
+// Progress of a long job: a live bar on a terminal, nothing on a pipe or file (the log lines say it
+// there). The only module that imports cli-progress. While the bar is drawn, other console output
+// goes through `stream` (above the bar), so a log line never tears it.
+
+import { Writable } from 'node:stream';
+import cliProgress from 'cli-progress';
+
+export interface Progress {
+  /** Whether a bar is drawn (stderr is a terminal). */
+  readonly live: boolean;
+  /** Move to `value` of the total, with a short status text. */
+  update(value: number, status: string): void;
+  /** A stream whose lines print above the bar (or straight to stderr without one). */
+  readonly stream: Writable;
+  stop(): void;
+}
+
+export function createProgress(o: { total: number; start: number; label: string; tty?: boolean }): Progress {
+  const live = o.tty ?? !!process.stderr.isTTY;
+  if (!live) return { live, update: () => {}, stream: process.stderr, stop: () => {} };
+  const multi = new cliProgress.MultiBar(
+    { format: `${o.label} {bar} {value}/{total} steps | {status} | eta {eta_formatted}`, stream: process.stderr, hideCursor: true, clearOnComplete: false, etaBuffer: 20 },
+    cliProgress.Presets.shades_classic,
+  );
+  const bar = multi.create(o.total, o.start, { status: '' });
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      const text = String(chunk);
+      multi.log(text.endsWith('\n') ? text : text + '\n');
+      done();
+    },
+  });
+  return { live, update: (v, status) => bar.update(v, { status }), stream, stop: () => multi.stop() };
+}
