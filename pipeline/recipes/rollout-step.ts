@@ -100,7 +100,7 @@ export async function rolloutStage(records: readonly TaskRecord[], d: RolloutDep
 }
 
 /** Each prompt's rollouts go to the teacher its tag routes to; all teachers score concurrently. */
-async function scoreRouted(set: TeacherSet, records: readonly TaskRecord[], groupSize: number, requests: Parameters<Teacher['score']>[0]) {
+export async function scoreRouted(set: TeacherSet, records: readonly TaskRecord[], groupSize: number, requests: Parameters<Teacher['score']>[0]) {
   const ids = routeTeachers(records.map((r) => r.tag), records.map(() => groupSize), set.routes).flat();
   const byTeacher = new Map<string, number[]>();
   ids.forEach((id, i) => byTeacher.set(id, [...(byTeacher.get(id) ?? []), i]));

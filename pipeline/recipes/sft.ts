@@ -7,7 +7,9 @@ import { Rng } from '../../engine/rng.ts';
 import { Trainer } from '../../engine/train/trainer.ts';
 import type { RuntimeOptions } from '../../engine/runtime/session.ts';
 import type { Tokenizer } from '../../data/tokenizer/types.ts';
-import type { ModelDir, Weights } from '../../student/model/weights.ts';
+import { readAllJsonl } from '../../data/jsonl.ts';
+import { loadTokenizer } from '../../data/tokenizer/hf.ts';
+import { type ModelDir, type Weights, loadModelDir, saveModelDir } from '../../student/model/weights.ts';
 import { buildSftTrainStep, packSftBatch, type SftExample } from '../../student/train/step.ts';
 
 export interface SftOptions {
@@ -70,6 +72,29 @@ export async function runSft(model: ModelDir, examples: readonly SftExample[], p
   } finally {
     await trainer.release();
   }
+}
+
+/**
+ * `opd sft` as a function: train the model directory `model` on the {"prompt","completion"} JSONL
+ * `data` and write the result to `out` (HF layout, tokenizer copied). The demo calls this too, so
+ * its models are exactly what the printed `opd sft` commands produce.
+ */
+export async function sftModelDir(model: string, data: string, out: string, o: SftOptions, log: (m: string) => void = () => {}): Promise<{ losses: number[]; seconds: number }> {
+  const [m, tok] = await Promise.all([loadModelDir(model), loadTokenizer(model)]);
+  const records = (await readAllJsonl(data)).map((r) => {
+    const { prompt, completion } = r.value;
+    if (typeof prompt !== 'string' || typeof completion !== 'string')
+      throw new Error(`${data}:${r.line}: expected {"prompt": string, "completion": string}, got keys ${JSON.stringify(Object.keys(r.value))}`);
+    return { prompt, completion, where: `${data}:${r.line}` };
+  });
+  const examples = tokenizeSft(tok, records, m.config.maxPositionEmbeddings);
+  log(`sft: ${examples.length} examples, ${o.steps} steps, model ${model}`);
+  const t0 = performance.now();
+  const { weights, losses } = await runSft(m, examples, tok.padTokenId ?? 0, o);
+  await saveModelDir(out, { config: m.config, weights }, { tokenizerFrom: model });
+  const seconds = (performance.now() - t0) / 1000;
+  log(`saved ${out} (final loss ${losses.at(-1)!.toFixed(4)}, ${seconds.toFixed(1)} s)`);
+  return { losses, seconds };
 }
 
 /** Fisher–Yates permutation of 0..n-1 from `rng`. */

@@ -1,11 +1,8 @@
 // `opd sft --model DIR --data F.jsonl --out DIR2`: supervised fine-tuning on TRL-style
 // {"prompt", "completion"} lines (loss on completion tokens only); writes an HF model directory.
 
-import { readAllJsonl } from '../../../data/jsonl.ts';
-import { loadTokenizer } from '../../../data/tokenizer/hf.ts';
-import { loadModelDir, saveModelDir } from '../../../student/model/weights.ts';
 import { createLogger, flushLogger } from '../../log.ts';
-import { runSft, tokenizeSft } from '../../recipes/sft.ts';
+import { sftModelDir } from '../../recipes/sft.ts';
 import { num, runtimeFrom, runtimeOptions, str } from '../args.ts';
 import type { Command } from '../command.ts';
 
@@ -19,21 +16,8 @@ export const sft: Command = {
   },
   async run({ values }) {
     const log = createLogger();
-    const dir = str(values, 'model');
-    const data = str(values, 'data');
-    const out = str(values, 'out');
-    const [model, tok] = await Promise.all([loadModelDir(dir), loadTokenizer(dir)]);
-    const records = (await readAllJsonl(data)).map((r) => {
-      const { prompt, completion } = r.value;
-      if (typeof prompt !== 'string' || typeof completion !== 'string')
-        throw new Error(`${data}:${r.line}: expected {"prompt": string, "completion": string}, got keys ${JSON.stringify(Object.keys(r.value))}`);
-      return { prompt, completion, where: `${data}:${r.line}` };
-    });
-    const examples = tokenizeSft(tok, records, model.config.maxPositionEmbeddings);
     const steps = num(values, 'steps', 200, { int: true, min: 1 });
-    log.info(`sft: ${examples.length} examples, ${steps} steps, model ${dir}`);
-    const t0 = performance.now();
-    const { weights, losses } = await runSft(model, examples, tok.padTokenId ?? 0, {
+    await sftModelDir(str(values, 'model'), str(values, 'data'), str(values, 'out'), {
       steps,
       lr: num(values, 'lr', 1e-3, { min: 0 }),
       warmup: num(values, 'warmup', 10, { int: true, min: 0 }),
@@ -45,9 +29,7 @@ export const sft: Command = {
       onStep: (s, loss, skipped) => {
         if (s === 1 || s % 25 === 0 || s === steps || skipped) log.info(`step ${s}/${steps} loss ${loss.toFixed(4)}${skipped ? ' (skipped: non-finite)' : ''}`);
       },
-    });
-    await saveModelDir(out, { config: model.config, weights }, { tokenizerFrom: dir });
-    log.info(`saved ${out} (final loss ${losses.at(-1)!.toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    }, (m) => log.info(m));
     await flushLogger(log);
   },
 };
