@@ -198,6 +198,7 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
       prompt_tokens: p.ro.tokens.prompt,
       completion_tokens: p.ro.tokens.completion,
       tokens_per_s: tokens / ((t3 - t0) / 1e3),
+      ...perStage(tokens, { ...p.ro.timing, train_s: (t2 - t1) / 1e3 }),
       skipped_total: state.skippedTotal,
       ...(ev ? { eval_accuracy: ev.accuracy, eval_reward: ev.reward, eval_s: (t4 - t3) / 1e3 } : {}),
     };
@@ -217,6 +218,11 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
       await trainer.release();
     },
   };
+}
+
+/** Tokens per second of each stage that ran (a replayed step has no generate/reward/teacher time). */
+function perStage(tokens: number, seconds: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(seconds).filter(([, v]) => v > 0).map(([k, v]) => [k.replace(/_s$/, '_tokens_per_s'), tokens / v]));
 }
 
 /** Step k's sampler seed: a function of (seed, k) alone, so a step can be redone or replayed in isolation. */
