@@ -28,6 +28,8 @@ test('grpo needs no teacher; replace ignores rewards', () => {
   const noTeacher = group.map(({ teacherLogprobs: _t, ...rest }) => rest);
   const g = advantageStep([noTeacher], { ...settings, blend: { mode: 'grpo' } });
   assert.deepEqual(g.rollouts.map((r) => r.advantages), [[0.5, 0.5], [-0.5]]);
+  assert.ok(!('teacher_kl' in g.metrics!), 'no teacher, no teacher_kl (not a misleading 0)');
+  assert.ok('teacher_kl' in advantageStep([group], settings).metrics!);
   const rep = advantageStep([group], { ...settings, blend: { mode: 'replace' }, lambda: 2 });
   assert.deepEqual(rep.rollouts.map((r) => r.advantages), [[1, -1], [0]]);
 });

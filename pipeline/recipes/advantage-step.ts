@@ -79,6 +79,8 @@ export function advantageStep(groups: readonly (readonly SampledRollout[])[], s:
     advantages_BT: blended.advantages_BT,
     mask_BT: masks,
   });
+  // without a teacher there is no gap to report: leave teacher_kl out rather than log a 0
+  if (!usesTeacher) delete (metrics as Partial<StepMetrics>).teacher_kl;
   return { rollouts, metrics, distillCoef: blended.distillCoef };
 }
 
