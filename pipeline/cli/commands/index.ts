@@ -1,6 +1,7 @@
 // Every `opd` command, in the order `opd --help` lists them.
 
 import type { Command } from '../command.ts';
+import { compare } from './compare.ts';
 import { demo } from './demo.ts';
 import { evalCommand } from './eval.ts';
 import { generate } from './generate.ts';
@@ -11,4 +12,4 @@ import { score } from './score.ts';
 import { sft } from './sft.ts';
 import { teacherServe } from './teacher-serve.ts';
 
-export const commands: Command[] = [demo, run, resume, report, modelInit, generate, score, sft, evalCommand, teacherServe];
+export const commands: Command[] = [demo, run, resume, report, compare, modelInit, generate, score, sft, evalCommand, teacherServe];

@@ -1,0 +1,88 @@
+// opd compare: the aggregation against hand-computed values, and the command end to end at a tiny
+// size (every mode, two seeds): table structure, finite numbers, plots, and no rerun on a second call.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { accuracySeries, fmtMeanStd, meanStd, modeRows, runResult, tableMarkdown } from './compare.ts';
+import { tinyModels } from './recipes/tiny-job.ts';
+
+test('meanStd: sample std (n − 1), none for one value', () => {
+  const r = meanStd([0.2, 0.4, 0.6]);
+  assert.ok(Math.abs(r.mean - 0.4) < 1e-15);
+  assert.ok(Math.abs(r.std! - 0.2) < 1e-15, 'sqrt((0.04 + 0 + 0.04) / 2) = 0.2');
+  assert.deepEqual(meanStd([0.5]), { mean: 0.5, n: 1 });
+  assert.equal(fmtMeanStd(meanStd([0.5])), '0.500 ± —');
+  assert.equal(fmtMeanStd(undefined), '—');
+});
+
+test('runResult, modeRows and the series: curves from metrics, hand-computed aggregates', () => {
+  const metrics = [
+    { step: 1, prompt_tokens: 10, completion_tokens: 5, teacher_kl: 3 },
+    { step: 2, prompt_tokens: 10, completion_tokens: 7, teacher_kl: 1, eval_accuracy: 0.5, eval_reward: 0.6 },
+  ];
+  const summary = { steps: 2, wall_s: 4, student_before_accuracy: 0.25, student_before_reward: 0.3, student_after_accuracy: 0.5, student_after_reward: 0.6 };
+  const a = runResult('additive', 0, '/x', summary, metrics);
+  assert.deepEqual(a.curve, [{ step: 0, tokens: 0, accuracy: 0.25, reward: 0.3 }, { step: 2, tokens: 32, accuracy: 0.5, reward: 0.6 }]);
+  assert.equal(a.teacherKl, 1, 'last 10 % of 2 steps = the last step');
+  const b = runResult('additive', 1, '/y', { ...summary, wall_s: 6, student_after_accuracy: 0.7 }, [metrics[0]!, { ...metrics[1]!, eval_accuracy: 0.7 }]);
+  const g = runResult('grpo', 0, '/z', summary, metrics.map(({ teacher_kl: _k, ...m }) => m));
+  const rows = modeRows([a, b, g], [2]);
+  assert.deepEqual(rows.map((r) => r.mode), ['additive', 'grpo']);
+  assert.ok(Math.abs(rows[0]!.accuracyAt[0]!.mean - 0.6) < 1e-12 && Math.abs(rows[0]!.accuracyAt[0]!.std! - Math.SQRT1_2 * 0.2) < 1e-12);
+  assert.equal(rows[0]!.wallSeconds.mean, 5);
+  assert.equal(rows[1]!.teacherKl, undefined);
+  const md = tableMarkdown(rows, [2]);
+  assert.match(md, /^\| mode \| seeds \| acc @2 \| acc final \| reward final \| teacher-KL \(last 10%\) \| student tokens \| wall s \|\n/);
+  assert.match(md, /\| grpo \| 1 \| 0\.500 ± — \| 0\.500 ± — \| 0\.600 ± — \| — \| 32 \| 4 ± — \|/);
+  const series = accuracySeries([a, b, g], 'tokens');
+  assert.deepEqual(series[0]!.points.map((p) => p[0]), [0, 32]);
+  assert.equal(series[0]!.band!.length, 2);
+});
+
+test('opd compare runs every mode × seed, writes table, results and plots, and reruns nothing', { timeout: 240_000 }, async () => {
+  const root = mkdtempSync(join(tmpdir(), 'opd-compare-'));
+  const m = await tinyModels(join(root, 'models'));
+  const config = {
+    run: { name: 'tiny', outDir: join(root, 'runs'), steps: 2, evalEvery: 1, evalPrompts: 6, checkpointEvery: 2, keepCheckpoints: 1 },
+    student: m.student,
+    teachers: [{ id: 't', kind: 'local', path: m.teacher }],
+    data: { task: 'arithmetic', taskConfig: { digits: 1, ops: ['+'] }, trainSize: 20, testSize: 10 },
+    rollout: { groupSize: 2, promptsPerStep: 2, maxNewTokens: 4 },
+    train: { optimizer: { lr: 0.002 } },
+    runtime: { threads: 1 },
+  };
+  writeFileSync(join(root, 'c.json'), JSON.stringify(config));
+  const bin = new URL('../bin/opd.mjs', import.meta.url).pathname;
+  const out = join(root, 'cmp');
+  const args = [bin, 'compare', join(root, 'c.json'), '--modes', 'grpo,replace,additive,loss,masked', '--seeds', '2', '--out', out];
+  const r = await promisify(execFile)(process.execPath, args);
+  const table = readFileSync(join(out, 'table.md'), 'utf8').trim().split('\n');
+  assert.equal(table.length, 2 + 5, 'header, rule, one row per mode');
+  assert.equal(table[0], '| mode | seeds | acc @1 | acc @2 | acc final | reward final | teacher-KL (last 10%) | student tokens | wall s |');
+  for (const [i, mode] of ['grpo', 'replace', 'additive', 'loss', 'masked'].entries()) {
+    const cells = table[2 + i]!.split('|').slice(1, -1).map((c) => c.trim());
+    assert.equal(cells[0], mode);
+    assert.equal(cells[1], '2');
+    for (const c of cells.slice(2, 6)) assert.match(c, /^-?\d+\.\d+ ± \d+\.\d+$/, `${mode}: "${c}" is a finite mean ± std`);
+    assert.match(cells[8]!, /^\d+ ± \d+$/, `${mode}: wall seconds`);
+    assert.match(cells[6]!, mode === 'grpo' ? /^—$/ : /^-?\d+\.\d+ ± \d+\.\d+$/, `${mode}: teacher-KL`);
+    assert.match(cells[7]!, /^\d+$/);
+  }
+  assert.match(r.stdout, /\| masked \| 2 \|/, 'prints the table');
+  assert.match(r.stderr, /using algo\.blend\.distillCoef=1, algo\.blend\.rewardThreshold=1/);
+  const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { runs: unknown[] };
+  assert.equal(results.runs.length, 10);
+  for (const f of ['accuracy-vs-steps.png', 'accuracy-vs-tokens.png']) assert.deepEqual([...readFileSync(join(out, f)).subarray(1, 4)], [0x50, 0x4e, 0x47], `${f} is a PNG`);
+  assert.ok(existsSync(join(out, 'score-cache')), 'one teacher score cache for every run');
+
+  const mtime = statSync(join(out, 'additive-seed0', 'metrics.jsonl')).mtimeMs;
+  const again = await promisify(execFile)(process.execPath, args);
+  assert.equal((again.stderr.match(/already finished, reusing it/g) ?? []).length, 10);
+  assert.equal(statSync(join(out, 'additive-seed0', 'metrics.jsonl')).mtimeMs, mtime);
+  assert.equal(readFileSync(join(out, 'table.md'), 'utf8').trim().split('\n').length, 7);
+});
