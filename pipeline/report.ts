@@ -1,62 +1,122 @@
-// `opd report RUN_DIR` → RUN_DIR/report.html: curves of reward, accuracy and teacher KL per step,
-// and per-token heat-maps of (teacher − student) log-prob on sample rollouts of the last step, so a
-// user sees where the teacher disagreed. Self-contained HTML with inline SVG (no scripts, no
-// network). Leaves out PNG export.
+// `opd report RUN_DIR` → RUN_DIR/report.html plus RUN_DIR/report/*.png: curves of reward, accuracy
+// (training batch and held-out), teacher KL, loss, grad norm and completion length per step, and a
+// per-token heat-map of (teacher − student) log-prob on sample rollouts of the last step, so a user
+// sees where the teacher disagreed. The HTML is self-contained (inline SVG, no scripts, no
+// network); each PNG is the same SVG rendered by resvg (pipeline/report/chart.ts).
 
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tableToRollouts, type RolloutRow } from '../data/schemas.ts';
 import { listShards, readShard } from '../data/store/shards.ts';
 import type { Tokenizer } from '../data/tokenizer/types.ts';
-import { readMetrics, runDirPaths } from './rundir.ts';
+import { type Series, lineChart, svgToPng } from './report/chart.ts';
+import { type MetricsRecord, readMetrics, runDirPaths } from './rundir.ts';
 
 const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
-/** A line chart of one metric against step, as an SVG string. */
-export function lineChart(title: string, xs: readonly number[], ys: readonly number[]): string {
-  const [w, h, pad] = [360, 180, 32];
-  const pts = xs.map((x, i) => [x, ys[i]!] as const).filter(([, y]) => Number.isFinite(y));
-  if (pts.length === 0) return `<figure><figcaption>${esc(title)}: no data</figcaption></figure>`;
-  const [x0, x1] = [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0]))];
-  const [y0, y1] = [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))];
-  const sx = (x: number) => pad + ((x - x0) / (x1 - x0 || 1)) * (w - 2 * pad);
-  const sy = (y: number) => h - pad - ((y - y0) / (y1 - y0 || 1)) * (h - 2 * pad);
-  const path = pts.map(([x, y], i) => `${i ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
-  return `<figure><svg width="${w}" height="${h}" role="img" aria-label="${esc(title)}">
-<rect x="${pad}" y="${pad / 2}" width="${w - 2 * pad}" height="${h - 1.5 * pad}" fill="none" stroke="#ccc"/>
-<path d="${path}" fill="none" stroke="#1f77b4" stroke-width="2"/>
-<text x="${pad}" y="${h - 8}" font-size="11">step ${x0}</text><text x="${w - pad}" y="${h - 8}" font-size="11" text-anchor="end">${x1}</text>
-<text x="4" y="${sy(y1) + 4}" font-size="11">${y1.toPrecision(3)}</text><text x="4" y="${sy(y0) + 4}" font-size="11">${y0.toPrecision(3)}</text>
-</svg><figcaption>${esc(title)}</figcaption></figure>`;
+/** Trailing moving average over `w` points (the first points average what exists). */
+export function movingAverage(ys: readonly number[], w: number): number[] {
+  return ys.map((_, i) => {
+    const win = ys.slice(Math.max(0, i - w + 1), i + 1).filter(Number.isFinite);
+    return win.length ? win.reduce((a, b) => a + b, 0) / win.length : NaN;
+  });
 }
 
-/** Completion tokens coloured by teacher − student log-prob: red where the teacher disagrees. */
+function seriesOf(metrics: readonly MetricsRecord[], key: string, name = key): Series {
+  return { name, points: metrics.filter((m) => typeof m[key] === 'number').map((m) => [m.step, m[key] as number] as const) };
+}
+
+/** Raw per-step values and, for long runs, their moving average. */
+function noisy(metrics: readonly MetricsRecord[], key: string): Series[] {
+  const raw = seriesOf(metrics, key);
+  if (raw.points.length < 20) return [raw];
+  const w = Math.max(5, Math.round(raw.points.length / 25));
+  const avg = movingAverage(raw.points.map((p) => p[1]), w);
+  return [{ ...raw, faint: true }, { name: `${key} (moving avg of ${w})`, points: raw.points.map((p, i) => [p[0], avg[i]!] as const) }];
+}
+
+export function charts(metrics: readonly MetricsRecord[]): Array<{ file: string; svg: string }> {
+  const chart = (file: string, title: string, yLabel: string, series: Series[]) => ({ file, svg: lineChart({ title, xLabel: 'step', yLabel, series }) });
+  return [
+    chart('reward', 'mean reward of the sampled rollouts', 'reward', noisy(metrics, 'reward_mean')),
+    chart('accuracy', 'accuracy: training batch and held-out (greedy)', 'accuracy', [...noisy(metrics, 'accuracy'), seriesOf(metrics, 'eval_accuracy', 'held-out eval_accuracy')]),
+    chart('teacher_kl', 'teacher KL: mean of log π_student − log π_teacher per token', 'nats / token', noisy(metrics, 'teacher_kl')),
+    chart('loss', 'policy loss', 'loss', noisy(metrics, 'loss')),
+    chart('grad_norm', 'gradient norm (before clipping)', 'L2 norm', noisy(metrics, 'grad_norm')),
+    chart('completion_len', 'completion length', 'tokens', noisy(metrics, 'completion_len_mean')),
+  ];
+}
+
+/** Colour of a teacher − student gap: red where the teacher finds the token less likely, green where more. */
+export function gapColour(gap: number): string {
+  const a = Math.min(1, Math.abs(gap) / 4);
+  return gap < 0 ? `rgba(214,39,40,${a.toFixed(2)})` : `rgba(44,160,44,${a.toFixed(2)})`;
+}
+
+const tokenText = (tok: Tokenizer, id: number) => tok.decode([id]).replace(/\n/g, '⏎') || `⟨${id}⟩`;
+
+/** Completion tokens coloured by teacher − student log-prob (HTML table row, hover shows the value). */
 export function heatRow(r: RolloutRow, tok: Tokenizer): string {
   const cells = r.completionIds.map((id, t) => {
     const gap = (r.teacherLogprobs[t] ?? 0) - (r.samplerLogprobs[t] ?? 0);
-    const a = Math.min(1, Math.abs(gap) / 4);
-    const bg = gap < 0 ? `rgba(214,39,40,${a.toFixed(2)})` : `rgba(44,160,44,${a.toFixed(2)})`;
-    return `<span title="teacher − student = ${gap.toFixed(3)}" style="background:${bg}">${esc(tok.decode([id]) || `⟨${id}⟩`)}</span>`;
+    return `<span title="teacher − student = ${gap.toFixed(3)}" style="background:${gapColour(gap)}">${esc(tokenText(tok, id))}</span>`;
   });
   return `<tr><td><code>${esc(tok.decode(r.promptIds as number[], { skipSpecialTokens: true }))}</code></td><td><code>${cells.join('')}</code></td><td>${r.reward.toFixed(2)}</td></tr>`;
 }
 
-export function writeReport(runDir: string, tok: Tokenizer, opts: { samples?: number } = {}): string {
+/** The same heat-map as a standalone SVG: one row per rollout, one cell per token with its gap. */
+export function heatmapSvg(rows: readonly RolloutRow[], tok: Tokenizer): string {
+  const [cw, ch, left, top] = [64, 30, 170, 40];
+  const cols = Math.max(1, ...rows.map((r) => r.completionIds.length));
+  const W = left + cols * cw + 80;
+  const H = top + rows.length * ch + 50;
+  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, sans-serif">`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`,
+    `<text x="${W / 2}" y="20" font-size="14" text-anchor="middle">log π_teacher − log π_student per completion token (step ${rows[0]?.step ?? '-'})</text>`];
+  rows.forEach((r, i) => {
+    const y = top + i * ch;
+    const prompt = tok.decode(r.promptIds as number[], { skipSpecialTokens: true }).slice(-18);
+    parts.push(`<text x="${left - 8}" y="${y + 19}" font-size="12" text-anchor="end" font-family="DejaVu Sans Mono, monospace">${esc(prompt)}</text>`);
+    r.completionIds.forEach((id, t) => {
+      const gap = (r.teacherLogprobs[t] ?? 0) - (r.samplerLogprobs[t] ?? 0);
+      const x = left + t * cw;
+      parts.push(`<rect x="${x}" y="${y}" width="${cw - 2}" height="${ch - 2}" fill="${gapColour(gap)}" stroke="#ddd"/>`);
+      parts.push(`<text x="${x + cw / 2}" y="${y + 12}" font-size="11" text-anchor="middle" font-family="DejaVu Sans Mono, monospace">${esc(tokenText(tok, id))}</text>`);
+      parts.push(`<text x="${x + cw / 2}" y="${y + 25}" font-size="9" text-anchor="middle" fill="#333">${gap.toFixed(2)}</text>`);
+    });
+    parts.push(`<text x="${left + cols * cw + 8}" y="${y + 19}" font-size="11">reward ${r.reward.toFixed(2)}</text>`);
+  });
+  const ly = top + rows.length * ch + 20;
+  [-4, -2, 0, 2, 4].forEach((g, i) => {
+    parts.push(`<rect x="${left + i * 70}" y="${ly}" width="20" height="14" fill="${gapColour(g)}" stroke="#999"/><text x="${left + i * 70 + 26}" y="${ly + 11}" font-size="11">${g > 0 ? '+' : ''}${g}</text>`);
+  });
+  parts.push('</svg>\n');
+  return parts.join('\n');
+}
+
+/** Writes report.html and report/*.png into the run directory; returns the HTML path. */
+export function writeReport(runDir: string, tok: Tokenizer, opts: { samples?: number; png?: boolean } = {}): string {
   const run = runDirPaths(runDir);
   const metrics = readMetrics(run.dir);
-  const steps = metrics.map((m) => m.step);
-  const series = (k: string) => metrics.map((m) => Number(m[k]));
-  const charts = ['reward_mean', 'accuracy', 'teacher_kl', 'loss', 'grad_norm', 'completion_len_mean'].map((k) => lineChart(k, steps, series(k)));
+  const figs = charts(metrics);
   const shards = listShards(run.shards);
   const last = shards.at(-1);
   const rows = last ? tableToRollouts(readShard(run.shards, last.file)).slice(0, opts.samples ?? 12) : [];
+  const heat = rows.length ? heatmapSvg(rows, tok) : null;
+  if (opts.png ?? true) {
+    const dir = join(run.dir, 'report');
+    mkdirSync(dir, { recursive: true });
+    for (const f of figs) writeFileSync(join(dir, `${f.file}.png`), svgToPng(f.svg));
+    if (heat) writeFileSync(join(dir, 'heatmap.png'), svgToPng(heat));
+  }
   const html = `<!doctype html><html><head><meta charset="utf-8"><title>opd report: ${esc(run.name)}</title>
-<style>body{font-family:system-ui,sans-serif;margin:24px;max-width:1200px}figure{display:inline-block;margin:8px}td{padding:2px 8px;vertical-align:top}span{padding:0 1px}</style></head><body>
-<h1>opd run ${esc(run.name)}</h1><p>${metrics.length} steps recorded in <code>${esc(run.dir)}</code>.</p>
-<h2>Curves</h2>${charts.join('\n')}
+<style>body{font-family:system-ui,sans-serif;margin:24px;max-width:1240px}figure{display:inline-block;margin:8px}td{padding:2px 8px;vertical-align:top}span{padding:0 1px}</style></head><body>
+<h1>opd run ${esc(run.name)}</h1><p>${metrics.length} steps recorded in <code>${esc(run.dir)}</code>. PNG copies of every figure are in <code>report/</code>.</p>
+<h2>Curves</h2>${figs.map((f) => `<figure>${f.svg}</figure>`).join('\n')}
 <h2>Where the teacher disagreed (step ${rows[0]?.step ?? '-'})</h2>
-<p>Each completion token is shaded by log π<sub>T</sub> − log π<sub>student</sub>: red where the teacher finds the token less likely than the student did, green where more likely; hover for the value.</p>
+<p>Each completion token is shaded by log π<sub>T</sub> − log π<sub>student</sub> (the sampler's log-prob): red where the teacher finds the token less likely than the student did, green where more likely; hover for the value.</p>
 <table><tr><th>prompt</th><th>completion</th><th>reward</th></tr>${rows.map((r) => heatRow(r, tok)).join('\n')}</table>
+${heat ? `<figure>${heat}</figure>` : ''}
 </body></html>\n`;
   const file = join(run.dir, 'report.html');
   writeFileSync(file, html);

@@ -45,7 +45,8 @@ test('opd run writes config, shards, metrics, checkpoints and summary; a changed
   for (const k of ['teacher_accuracy', 'student_before_accuracy', 'student_after_accuracy']) assert.ok(summary[k] >= 0 && summary[k] <= 1, `summary.${k} = ${summary[k]}`);
 
   const html = readFileSync(join(dir, 'report.html'), 'utf8');
-  assert.match(html, /<svg[^>]*aria-label="reward_mean"/);
+  assert.match(html, /<svg[^>]*aria-label="mean reward of the sampled rollouts"/);
+  for (const f of ['reward', 'accuracy', 'teacher_kl', 'loss', 'heatmap']) assert.ok(existsSync(join(dir, "report", `${f}.png`)), `report/${f}.png`);
   assert.equal((html.match(/title="teacher − student = /g) ?? []).length > 0, true, 'heat-map cells carry the teacher − student gap');
 
   const changed = await opd('run', join(root, 'c.json'), '--set', 'run.seed=5');

@@ -11,6 +11,8 @@ export interface Series {
   points: ReadonlyArray<readonly [number, number]>;
   /** Optional area around the line: [x, lo, hi]. */
   band?: ReadonlyArray<readonly [number, number, number]>;
+  /** Draw thin and translucent (e.g. raw per-step values under their moving average). */
+  faint?: boolean;
 }
 
 export interface ChartOptions {
@@ -55,7 +57,8 @@ const fmt = (v: number) => (Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0
 
 export function lineChart(o: ChartOptions): string {
   const [W, H] = [o.width ?? 560, o.height ?? 320];
-  const m = { left: 64, right: 16, top: 32, bottom: 48 + 18 * Math.ceil(o.series.length / 3) };
+  const legend = legendLayout(o.series.map((s) => s.name), W - 64 - 16);
+  const m = { left: 64, right: 16, top: 32, bottom: 48 + 18 * legend.rows };
   const series = o.series.map((s) => ({
     ...s,
     points: s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)),
@@ -96,13 +99,27 @@ export function lineChart(o: ChartOptions): string {
       const [x, y] = s.points[0]!;
       parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3.5" fill="${c}"/>`);
     } else if (s.points.length > 1) {
-      parts.push(`<polyline points="${s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}" fill="none" stroke="${c}" stroke-width="2"/>`);
+      const style = s.faint ? 'stroke-width="1" stroke-opacity="0.4"' : 'stroke-width="2"';
+      parts.push(`<polyline points="${s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}" fill="none" stroke="${c}" ${style}/>`);
     }
-    const [lx, ly] = [m.left + (i % 3) * (pw / 3), H - 14 - 18 * (Math.ceil(o.series.length / 3) - 1 - Math.floor(i / 3))];
+    const [lx, ly] = [m.left + legend.at[i]![0], H - 14 - 18 * (legend.rows - 1 - legend.at[i]![1])];
     parts.push(`<line x1="${lx}" x2="${lx + 18}" y1="${ly - 4}" y2="${ly - 4}" stroke="${c}" stroke-width="3"/><text x="${lx + 24}" y="${ly}" font-size="11">${esc(s.name)}</text>`);
   });
   parts.push('</svg>\n');
   return parts.join('\n');
+}
+
+/** Legend items flowed left to right, wrapping at `width` (text width estimated at 6.6 px per character of 11 px type). */
+function legendLayout(names: readonly string[], width: number): { at: Array<[number, number]>; rows: number } {
+  const at: Array<[number, number]> = [];
+  let [x, row] = [0, 0];
+  for (const n of names) {
+    const w = 24 + n.length * 6.6 + 18;
+    if (x > 0 && x + w > width) [x, row] = [0, row + 1];
+    at.push([x, row]);
+    x += w;
+  }
+  return { at, rows: names.length ? row + 1 : 0 };
 }
 
 /** PNG bytes of an SVG document (same size as the SVG). */

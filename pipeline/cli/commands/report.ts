@@ -1,4 +1,5 @@
-// `opd report RUN_DIR`: write RUN_DIR/report.html (curves and teacher-disagreement heat-maps).
+// `opd report RUN_DIR`: write RUN_DIR/report.html and RUN_DIR/report/*.png (curves and
+// teacher-disagreement heat-maps).
 
 import { join } from 'node:path';
 import { loadTokenizer } from '../../../data/tokenizer/hf.ts';
@@ -8,7 +9,7 @@ import type { Command } from '../command.ts';
 
 export const report: Command = {
   name: 'report',
-  summary: 'write RUN_DIR/report.html: reward/accuracy/teacher-KL curves and per-token teacher-vs-student heat-maps',
+  summary: 'write RUN_DIR/report.html and report/*.png: reward/accuracy/teacher-KL curves and per-token teacher-vs-student heat-maps',
   usage: 'report RUN_DIR',
   options: {},
   positionals: 1,
@@ -16,7 +17,8 @@ export const report: Command = {
     const dir = positionals[0];
     if (!dir) throw new Error('give the run directory: opd report RUN_DIR');
     const config = readFrozenConfig(dir) as { student?: unknown };
-    if (typeof config.student !== 'string') throw new Error(`${join(dir, 'config.json')}: the student is not a model directory, so its tokenizer is unknown`);
-    console.log(writeReport(dir, await loadTokenizer(config.student)));
+    // a {builtin} student lives in the run directory (student-init/), as opd run created it
+    const studentDir = typeof config.student === 'string' ? config.student : join(dir, 'student-init');
+    console.log(writeReport(dir, await loadTokenizer(studentDir)));
   },
 };
