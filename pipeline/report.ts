@@ -9,10 +9,9 @@ import { join } from 'node:path';
 import { tableToRollouts, type RolloutRow } from '../data/schemas.ts';
 import { listShards, readShard } from '../data/store/shards.ts';
 import type { Tokenizer } from '../data/tokenizer/types.ts';
-import { type Series, lineChart, svgToPng } from './report/chart.ts';
+import { type Series, esc, lineChart, svgToPng } from './report/chart.ts';
 import { type MetricsRecord, readMetrics, runDirPaths } from './rundir.ts';
 
-const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
 /** Trailing moving average over `w` points (the first points average what exists). */
 export function movingAverage(ys: readonly number[], w: number): number[] {

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { axisRange, lineChart, niceTicks, svgToPng } from './chart.ts';
+import { axisRange, esc, lineChart, niceTicks, svgToPng } from './chart.ts';
 
 test('niceTicks: 1-2-5 steps covering the range', () => {
   assert.deepEqual(niceTicks(0, 1, 5), [0, 0.2, 0.4, 0.6, 0.8, 1]);
@@ -34,4 +34,13 @@ test('svgToPng renders a PNG of the SVG size', () => {
   assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   assert.equal(png.toString('ascii', 12, 16), 'IHDR');
   assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20)], [300, 200]);
+});
+
+test('esc: markup escaped, XML-forbidden characters replaced so the SVG still parses', () => {
+  assert.equal(esc('a<b & "c"'), 'a&lt;b &amp; &quot;c&quot;');
+  assert.equal(esc('x\u0017y\u0000'), 'x\uFFFDy\uFFFD');
+  assert.equal(esc('\uD800z'), '\uFFFDz');
+  assert.equal(esc('é⏎😀'), 'é⏎😀');
+  const png = svgToPng(lineChart({ title: 'bad \u0017 title', xLabel: 'x', yLabel: 'y', series: [{ name: 'n\u0001', points: [[0, 1], [1, 2]] }] }));
+  assert.ok(png.length > 100);
 });

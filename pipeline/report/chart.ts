@@ -29,7 +29,15 @@ export interface ChartOptions {
 /** Okabe–Ito: distinguishable with the common colour-vision deficiencies. */
 export const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000', '#F0E442'];
 
-const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+/**
+ * Text safe inside SVG/HTML markup: entities escaped, and characters XML 1.0 forbids (control
+ * bytes a random model happily emits, lone surrogates) shown as U+FFFD rather than breaking the file.
+ */
+export function esc(s: string): string {
+  return s
+    .replace(/[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, '\uFFFD') // with /u a lone surrogate is one code point outside the set
+    .replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+}
 
 /** Tick values covering [lo, hi] with a 1-2-5 step, about `count` of them. */
 export function niceTicks(lo: number, hi: number, count = 5): number[] {
