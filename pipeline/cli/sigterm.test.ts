@@ -1,0 +1,64 @@
+// RELIABILITY R13: SIGTERM during `opd run` finishes the current step, commits a checkpoint at it,
+// flushes the log and exits 143; `opd run` again resumes and ends on the same bytes as a run that
+// was never stopped.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { tinyModels } from '../recipes/tiny-job.ts';
+
+const bin = new URL('../../bin/opd.mjs', import.meta.url).pathname;
+const lines = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean) : []);
+
+function opd(args: string[], onRunning?: (p: ReturnType<typeof spawn>) => void) {
+  const p = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  p.stderr!.on('data', (d) => (stderr += d));
+  onRunning?.(p);
+  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => p.on('exit', (code, signal) => resolve({ code, signal, stderr })));
+}
+
+test('SIGTERM mid-run: step finished, checkpoint committed, log flushed, exit 143; rerun ends on the same bytes', { timeout: 180_000 }, async () => {
+  const root = mkdtempSync(join(tmpdir(), 'opd-sigterm-'));
+  const m = await tinyModels(join(root, 'models'));
+  const config = (name: string) => ({
+    run: { name, outDir: join(root, 'runs'), steps: 30, checkpointEvery: 100, keepCheckpoints: 3, evalEvery: 0, evalPrompts: 4 },
+    student: m.student,
+    teachers: [{ id: 't', kind: 'local', path: m.teacher }],
+    data: { task: 'arithmetic', taskConfig: { digits: 1, ops: ['+'] }, trainSize: 40, testSize: 10 },
+    rollout: { groupSize: 4, promptsPerStep: 4, maxNewTokens: 4 },
+    train: { optimizer: { lr: 0.002 } },
+    runtime: { threads: 1 },
+  });
+  for (const n of ['ref', 'stopped']) writeFileSync(join(root, `${n}.json`), JSON.stringify(config(n)));
+  const ref = await opd(['run', join(root, 'ref.json')]);
+  assert.equal(ref.code, 0, ref.stderr);
+
+  const dir = join(root, 'runs', 'stopped');
+  const stopped = await opd(['run', join(root, 'stopped.json')], (p) => {
+    const poll = setInterval(() => {
+      if (lines(join(dir, 'metrics.jsonl')).length >= 4) {
+        clearInterval(poll);
+        p.kill('SIGTERM');
+      }
+    }, 5);
+    p.on('exit', () => clearInterval(poll));
+  });
+  assert.equal(stopped.code, 143, `exit code 143 after SIGTERM\n${stopped.stderr}`);
+  const steps = lines(join(dir, 'metrics.jsonl')).length;
+  assert.ok(steps >= 4 && steps < 30, `stopped early, after step ${steps}`);
+  const ck = join(dir, 'checkpoints', `step-${String(steps).padStart(6, '0')}`);
+  assert.ok(existsSync(join(ck, 'COMMITTED')), 'a committed checkpoint at the last finished step (not on the cadence)');
+  const log = lines(join(dir, 'log.jsonl')).map((l) => JSON.parse(l) as { message: string });
+  assert.match(log.at(-1)!.message, new RegExp(`stopped by SIGTERM after step ${steps}/30; checkpoint committed`), 'the last log line is flushed');
+  assert.ok(!existsSync(join(dir, 'summary.json')), 'an unfinished run writes no summary');
+
+  const again = await opd(['run', join(root, 'stopped.json')]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, new RegExp(`resuming from .*step-${String(steps).padStart(6, '0')}`));
+  for (const f of ['model/model.safetensors', 'optimizer.safetensors'])
+    assert.ok(readFileSync(join(dir, 'checkpoints', 'step-000030', f)).equals(readFileSync(join(root, 'runs', 'ref', 'checkpoints', 'step-000030', f))), `${f} equals the uninterrupted run`);
+});
