@@ -4,12 +4,14 @@
 
 import { engineBench } from './engine.ts';
 import { lmBench } from './lm.ts';
+import { pipelineBench } from './pipeline.ts';
 import { teacherBench } from './teacher.ts';
 
 const suites: Record<string, (log: (s: string) => void) => Promise<Record<string, unknown>>> = {
   engine: engineBench,
   lm: lmBench,
   teacher: teacherBench,
+  pipeline: pipelineBench,
 };
 
 const args = process.argv.slice(2);

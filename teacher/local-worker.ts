@@ -16,6 +16,7 @@ import type { Device } from '../engine/runtime/session.ts';
 import { weightFeeds } from '../student/model/runner.ts';
 import { type ScoreRequest, type ScoreResult, Scorer } from '../student/model/scorer.ts';
 import { loadModelDir } from '../student/model/weights.ts';
+import { ortClock } from '../engine/runtime/ort-clock.ts';
 import { OnnxLm, skipEmpty } from './onnx-lm.ts';
 
 export interface WorkerInit {
@@ -29,12 +30,12 @@ export interface WorkerInit {
   fuse?: boolean;
 }
 
-export type ToWorker = { type: 'score'; id: number; reqs: ScoreRequest[]; temperature: number } | { type: 'close' };
+export type ToWorker = { type: 'score'; id: number; reqs: ScoreRequest[]; temperature: number; /** report ORT busy intervals (engine/runtime/ort-clock.ts) */ clock?: boolean } | { type: 'close' };
 
 export type FromWorker =
   | { type: 'ready'; vocabSize: number; maxSeqLen: number | null; mode: string }
   | { type: 'init-error'; message: string }
-  | { type: 'result'; id: number; results: ScoreResult[] }
+  | { type: 'result'; id: number; results: ScoreResult[]; ortBusy?: Array<[number, number]> }
   | { type: 'error'; id: number; message: string };
 
 interface Engine {
@@ -104,7 +105,9 @@ async function serve(init: WorkerInit): Promise<void> {
         return;
       }
       try {
-        post({ type: 'result', id: m.id, results: await engine.score(m.reqs, m.temperature) });
+        ortClock.enable(!!m.clock);
+        const results = await engine.score(m.reqs, m.temperature);
+        post({ type: 'result', id: m.id, results, ...(m.clock ? { ortBusy: ortClock.take() } : {}) });
       } catch (e) {
         post({ type: 'error', id: m.id, message: (e as Error).message });
       }

@@ -23,6 +23,7 @@ import { loadTokenizer } from '../data/tokenizer/hf.ts';
 import type { Tokenizer } from '../data/tokenizer/types.ts';
 import type { Device } from '../engine/runtime/session.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './local-worker.ts';
+import { ortClock } from '../engine/runtime/ort-clock.ts';
 import { type Teacher, type TeacherIdentity, type TeacherRequest, type TeacherScore, validateScore } from './types.ts';
 
 export interface LocalTeacherOptions {
@@ -126,7 +127,8 @@ export class LocalTeacher implements Teacher {
     if (!(temperature > 0 && Number.isFinite(temperature))) throw this.error(`temperature must be a finite number > 0, got ${temperature}`);
     reqs.forEach((r, i) => this.check(r, i));
     if (reqs.length === 0) return [];
-    const m = await this.call({ type: 'score', id: this.nextId++, reqs: reqs.map((r) => ({ ids: [...r.ids], start: r.start })), temperature });
+    const m = await this.call({ type: 'score', id: this.nextId++, reqs: reqs.map((r) => ({ ids: [...r.ids], start: r.start })), temperature, clock: ortClock.enabled });
+    if (m.type === 'result' && m.ortBusy) ortClock.merge(m.ortBusy);
     if (m.type !== 'result' || m.results.length !== reqs.length) throw this.error(`worker answered ${reqs.length} requests with ${m.type === 'result' ? m.results.length : m.type}`);
     return m.results.map((res, i) => {
       const s: TeacherScore = { logprobs: res.logprobs };

@@ -18,6 +18,7 @@ import { threadId } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import { type Device, checkDevice, executionProviders, HINTS, isProviderFailure } from './device.ts';
 import { DeviceUnavailableError, didYouMean, listNames, RuntimeError, wrapOrtError } from './errors.ts';
+import { absoluteNow, ortClock } from './ort-clock.ts';
 import { ARRAY_OF, type DType, describe, firstOverlap, fmtDims, type HostData, type HostTensor, isDType, malformed } from './host.ts';
 
 export type { Device } from './device.ts';
@@ -123,11 +124,13 @@ export class Session {
     const { ortFetches, prealloc } = this.toOrtFetches(fetches);
     this.checkNoOverlap(feeds, prealloc);
     let out: ort.InferenceSession.ReturnType;
+    const t0 = ortClock.enabled ? absoluteNow() : 0;
     try {
       out = ortFetches === undefined ? await this.inner.run(ortFeeds) : await this.inner.run(ortFeeds, ortFetches);
     } catch (e) {
       throw wrapOrtError(this.name, 'run', e);
     }
+    if (ortClock.enabled) ortClock.record(t0, absoluteNow());
     const result: Record<string, HostTensor> = {};
     for (const [name, value] of Object.entries(out)) result[name] = prealloc.get(name) ?? this.toHost(name, value);
     return result;
