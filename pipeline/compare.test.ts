@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { accuracySeries, fmtMeanStd, meanStd, modeRows, runResult, tableMarkdown } from './compare.ts';
-import { tinyModels } from './recipes/tiny-job.ts';
+import { tinyModels, tinyRunConfig } from './recipes/tiny-job.ts';
 
 test('meanStd: sample std (n − 1), none for one value', () => {
   const r = meanStd([0.2, 0.4, 0.6]);
@@ -47,15 +47,7 @@ test('runResult, modeRows and the series: curves from metrics, hand-computed agg
 test('opd compare runs every mode × seed, writes table, results and plots, and reruns nothing', { timeout: 240_000 }, async () => {
   const root = mkdtempSync(join(tmpdir(), 'opd-compare-'));
   const m = await tinyModels(join(root, 'models'));
-  const config = {
-    run: { name: 'tiny', outDir: join(root, 'runs'), steps: 2, evalEvery: 1, evalPrompts: 6, checkpointEvery: 2, keepCheckpoints: 1 },
-    student: m.student,
-    teachers: [{ id: 't', kind: 'local', path: m.teacher }],
-    data: { task: 'arithmetic', taskConfig: { digits: 1, ops: ['+'] }, trainSize: 20, testSize: 10 },
-    rollout: { groupSize: 2, promptsPerStep: 2, maxNewTokens: 4 },
-    train: { optimizer: { lr: 0.002 } },
-    runtime: { threads: 1 },
-  };
+  const config = tinyRunConfig(root, m, { run: { name: 'tiny', steps: 2, evalEvery: 1, evalPrompts: 6, checkpointEvery: 2, keepCheckpoints: 1 }, data: { trainSize: 20 }, rollout: { groupSize: 2, promptsPerStep: 2 } });
   writeFileSync(join(root, 'c.json'), JSON.stringify(config));
   const bin = new URL('../bin/opd.mjs', import.meta.url).pathname;
   const out = join(root, 'cmp');

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { tinyModels } from '../recipes/tiny-job.ts';
+import { tinyModels, tinyRunConfig } from '../recipes/tiny-job.ts';
 
 const bin = new URL('../../bin/opd.mjs', import.meta.url).pathname;
 const opd = async (...args: string[]) => {
@@ -23,15 +23,7 @@ const opd = async (...args: string[]) => {
 test('opd run writes config, shards, metrics, checkpoints and summary; a changed config is refused', { timeout: 120_000 }, async () => {
   const root = mkdtempSync(join(tmpdir(), 'opd-run-cli-'));
   const m = await tinyModels(join(root, 'models'));
-  const config = {
-    run: { name: 'r', outDir: join(root, 'runs'), steps: 3, checkpointEvery: 2, keepCheckpoints: 2, evalPrompts: 5 },
-    student: m.student,
-    teachers: [{ id: 't', kind: 'local', path: m.teacher }],
-    data: { task: 'arithmetic', taskConfig: { digits: 1, ops: ['+'] }, trainSize: 40, testSize: 20 },
-    rollout: { groupSize: 4, promptsPerStep: 4, maxNewTokens: 4 },
-    train: { optimizer: { lr: 0.002 } },
-    runtime: { threads: 1 },
-  };
+  const config = tinyRunConfig(root, m, { run: { name: 'r', steps: 3, checkpointEvery: 2, keepCheckpoints: 2, evalPrompts: 5 }, data: { testSize: 20 } });
   writeFileSync(join(root, 'c.json'), JSON.stringify(config));
   const r = await opd('run', join(root, 'c.json'));
   assert.equal(r.code, 0, r.stderr);

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { tinyModels } from '../recipes/tiny-job.ts';
+import { tinyModels, tinyRunConfig } from '../recipes/tiny-job.ts';
 
 const bin = new URL('../../bin/opd.mjs', import.meta.url).pathname;
 const lines = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean) : []);
@@ -24,15 +24,8 @@ function opd(args: string[], onRunning?: (p: ReturnType<typeof spawn>) => void) 
 test('SIGTERM mid-run: step finished, checkpoint committed, log flushed, exit 143; rerun ends on the same bytes', { timeout: 180_000 }, async () => {
   const root = mkdtempSync(join(tmpdir(), 'opd-sigterm-'));
   const m = await tinyModels(join(root, 'models'));
-  const config = (name: string) => ({
-    run: { name, outDir: join(root, 'runs'), steps: 30, checkpointEvery: 100, keepCheckpoints: 3, evalEvery: 0, evalPrompts: 4 },
-    student: m.student,
-    teachers: [{ id: 't', kind: 'local', path: m.teacher }],
-    data: { task: 'arithmetic', taskConfig: { digits: 1, ops: ['+'] }, trainSize: 40, testSize: 10 },
-    rollout: { groupSize: 4, promptsPerStep: 4, maxNewTokens: 4 },
-    train: { optimizer: { lr: 0.002 } },
-    runtime: { threads: 1 },
-  });
+  const config = (name: string) => tinyRunConfig(root, m, { run: { name, steps: 30, checkpointEvery: 100, keepCheckpoints: 3, evalEvery: 0, evalPrompts: 4 } });
+
   for (const n of ['ref', 'stopped']) writeFileSync(join(root, `${n}.json`), JSON.stringify(config(n)));
   const ref = await opd(['run', join(root, 'ref.json')]);
   assert.equal(ref.code, 0, ref.stderr);

@@ -53,6 +53,22 @@ export async function tinyModels(models: string): Promise<{ teacher: string; stu
   return { teacher, student };
 }
 
+/**
+ * An `opd run` config (JSON-ready) over the tiny models in `root`/models, writing runs under
+ * `root`/runs; `run`, `data` and `rollout` fields given here replace the defaults.
+ */
+export function tinyRunConfig(root: string, m: { teacher: string; student: string }, o: { run?: Record<string, unknown>; data?: Record<string, unknown>; rollout?: Record<string, unknown> } = {}) {
+  return {
+    run: { outDir: join(root, 'runs'), ...o.run },
+    student: m.student,
+    teachers: [{ id: 't', kind: 'local', path: m.teacher }],
+    data: { task: 'arithmetic', taskConfig: { digits: 1, ops: ['+'] }, trainSize: 40, testSize: 10, ...o.data },
+    rollout: { groupSize: 4, promptsPerStep: 4, maxNewTokens: 4, ...o.rollout },
+    train: { optimizer: { lr: 0.002 } },
+    runtime: { threads: 1 },
+  };
+}
+
 export async function tinyJob(models: string, settings: OpdSettings = TINY_SETTINGS): Promise<{ job: OpdJob; close(): Promise<void>; tokenizerFrom: string }> {
   const dirs = await tinyModels(models);
   const task = createTask('arithmetic', { digits: 1, ops: ['+'] });
