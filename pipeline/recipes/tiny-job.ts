@@ -76,7 +76,7 @@ export async function tinyJob(models: string, settings: OpdSettings = TINY_SETTI
   const job: OpdJob = {
     student: { config: student.config, weights: student.weights, tokenizer },
     teacher,
-    prompts: task.generate('train', 40, 0),
+    prompts: task.generate('train', 10, 0), // 4 per step: epoch boundaries inside a 6-step run
     reward: await combine(task.reward),
     correct: (r, c) => extractAnswer(c) === r.answer,
     settings,
