@@ -4,6 +4,7 @@
 // new run directory under runs/, and prints teacher / student before / student after held-out
 // accuracy, the report and the run directory (last line of stdout).
 
+import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join, resolve } from 'node:path';
 import { loadRunConfig } from '../../config.ts';
@@ -13,12 +14,19 @@ import { flag, str } from '../args.ts';
 import type { Command } from '../command.ts';
 import { startRun } from './run.ts';
 
+/** The newest `<outDir>/<prefix>*` run directory without a summary.json (an interrupted demo). */
+function unfinishedRun(outDir: string, prefix: string): string {
+  const names = existsSync(outDir) ? readdirSync(outDir).filter((n) => n.startsWith(prefix) && existsSync(join(outDir, n, 'config.json')) && !existsSync(join(outDir, n, 'summary.json'))).sort() : [];
+  if (!names.length) throw new Error(`--resume: no unfinished demo run (${prefix}*) in ${resolve(outDir)}; run opd demo without --resume to start one`);
+  return names.at(-1)!;
+}
+
 const defaultConfig = fileURLToPath(new URL('../../../examples/arithmetic.json', import.meta.url));
 
 export const demo: Command = {
   name: 'demo',
   summary: 'the built-in distillation end to end: train (once) a teacher and a student, run GRPO-OPD, print the table',
-  usage: 'demo [--models runs/models] [--config examples/arithmetic.json] [--set path=value ...] [--resume]',
+  usage: 'demo [--models runs/models] [--config examples/arithmetic.json] [--set path=value ...] [--resume (continue the newest unfinished demo run)]',
   options: { models: { type: 'string' }, config: { type: 'string' }, set: { type: 'string', multiple: true }, resume: { type: 'boolean' } },
   async run({ values }) {
     const t0 = performance.now();
@@ -30,14 +38,18 @@ export const demo: Command = {
     for (const [r, m] of [[DEMO_TEACHER, teacher], [DEMO_STUDENT, student]] as const)
       log.info(m.trained ? `${r.name}: trained in ${m.seconds.toFixed(0)} s; the same directory, bit for bit: ${recipeCommands(models, r).join(' && ')}` : `${r.name}: cached in ${m.dir}`);
     await flushLogger(log);
+    const configFile = values.config === undefined ? defaultConfig : str(values, 'config');
+    const base = loadRunConfig(configFile, (values.set as string[] | undefined) ?? []);
+    const prefix = `${base.run.name ?? 'demo'}-`;
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+    const name = flag(values, 'resume') ? unfinishedRun(base.run.outDir, prefix) : `${prefix}${stamp}`;
     const overrides = [
       `student=${JSON.stringify(student.dir)}`,
       `teachers.0.path=${JSON.stringify(teacher.dir)}`,
-      ...(flag(values, 'resume') ? [] : [`run.name=arithmetic-opd-${stamp}`]),
       ...((values.set as string[] | undefined) ?? []),
+      `run.name=${name}`,
     ];
-    const c = loadRunConfig(values.config === undefined ? defaultConfig : str(values, 'config'), overrides);
+    const c = loadRunConfig(configFile, overrides);
     const s = await startRun(c, { handleSignals: true });
     if (s.stopped_by) return s.stopped_by === 'SIGINT' ? 130 : 143;
     const pct = (x: number | undefined) => (x === undefined ? '   n/a' : `${(100 * x).toFixed(1).padStart(5)}%`);
