@@ -48,3 +48,29 @@ test('opd run writes config, shards, metrics, checkpoints and summary; a changed
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /resuming from .*step-000003/);
 });
+
+test('opd run with two teachers routed by prompt tag, one-step-stale sampling and a cosine lr', { timeout: 120_000 }, async () => {
+  const root = mkdtempSync(join(tmpdir(), 'opd-run-routed-'));
+  const m = await tinyModels(join(root, 'models'));
+  const base = tinyRunConfig(root, m, { run: { name: 'routed', steps: 3, checkpointEvery: 3, evalPrompts: 4 }, data: { taskConfig: { digits: 1, ops: ['+', '-'] } } });
+  const config = {
+    ...base,
+    teachers: [{ id: 'adder', kind: 'local', path: m.teacher }, { id: 'subtracter', kind: 'local', path: m.teacher }],
+    routing: { byTag: { add: 'adder', sub: 'subtracter' } },
+    train: { optimizer: { lr: 0.002, schedule: 'cosine' } },
+    runtime: { threads: 1, oneStepStale: true },
+  };
+  writeFileSync(join(root, 'c.json'), JSON.stringify(config));
+  const r = await opd('run', join(root, 'c.json'));
+  assert.equal(r.code, 0, r.stderr);
+  const metrics = readFileSync(join(root, 'runs', 'routed', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+  assert.equal(metrics.length, 3);
+  assert.ok(metrics.every((l) => Number.isFinite(l.teacher_kl)), 'every rollout got a teacher score through its route');
+  assert.ok(metrics[2]!.lr < metrics[0]!.lr, 'cosine decay');
+
+  const untagged = { ...config, run: { ...config.run, name: 'bad' }, routing: { byTag: { add: 'adder' } } };
+  writeFileSync(join(root, 'bad.json'), JSON.stringify(untagged));
+  const bad = await opd('run', join(root, 'bad.json'));
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /tag 'sub', which routes to no teacher; known tags: add/);
+});
