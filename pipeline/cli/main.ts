@@ -1,7 +1,7 @@
 // `opd <command> [options]`: a table of commands, each one file under pipeline/cli/commands.
 // Options are parsed by node:util parseArgs (strict: an unknown flag is an error naming it).
-// Exit codes: 0 success, 1 the command failed (message printed), 2 usage error, 130 / 143 a run
-// stopped by SIGINT / SIGTERM after committing a checkpoint (resume continues it).
+// Exit codes: 0 success, 1 the command failed (message printed), 2 usage error, 129 / 130 / 143 a
+// run stopped by SIGHUP / SIGINT / SIGTERM after committing a checkpoint (resume continues it).
 
 import { parseArgs } from 'node:util';
 import { type Command, UsageError } from './command.ts';

@@ -1,4 +1,4 @@
-// RELIABILITY R13: SIGTERM during `opd run` finishes the current step, commits a checkpoint at it,
+// RELIABILITY R13 (and SIGHUP): SIGTERM during `opd run` finishes the current step, commits a checkpoint at it,
 // flushes the log and exits 143; `opd run` again resumes and ends on the same bytes as a run that
 // was never stopped.
 
@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tinyModels, tinyRunConfig } from '../recipes/tiny-job.ts';
+import { signalExitCode } from './commands/run.ts';
 
 const bin = new URL('../../bin/opd.mjs', import.meta.url).pathname;
 const lines = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean) : []);
@@ -54,4 +55,24 @@ test('SIGTERM mid-run: step finished, checkpoint committed, log flushed, exit 14
   assert.match(again.stderr, new RegExp(`resuming from .*step-${String(steps).padStart(6, '0')}`));
   for (const f of ['model/model.safetensors', 'optimizer.safetensors'])
     assert.ok(readFileSync(join(dir, 'checkpoints', 'step-000030', f)).equals(readFileSync(join(root, 'runs', 'ref', 'checkpoints', 'step-000030', f))), `${f} equals the uninterrupted run`);
+});
+
+test('SIGHUP (terminal closed) stops the same way with exit 129', { timeout: 120_000 }, async () => {
+  assert.deepEqual((['SIGHUP', 'SIGINT', 'SIGTERM'] as const).map(signalExitCode), [129, 130, 143]);
+  const root = mkdtempSync(join(tmpdir(), 'opd-sighup-'));
+  const m = await tinyModels(join(root, 'models'));
+  writeFileSync(join(root, 'c.json'), JSON.stringify(tinyRunConfig(root, m, { run: { name: 'h', steps: 200, checkpointEvery: 1000, evalEvery: 0, evalPrompts: 4 } })));
+  const dir = join(root, 'runs', 'h');
+  const r = await opd(['run', join(root, 'c.json')], (p) => {
+    const poll = setInterval(() => {
+      if (lines(join(dir, 'metrics.jsonl')).length >= 2) {
+        clearInterval(poll);
+        p.kill('SIGHUP');
+      }
+    }, 5);
+    p.on('exit', () => clearInterval(poll));
+  });
+  assert.equal(r.code, 129, r.stderr);
+  const steps = lines(join(dir, 'metrics.jsonl')).length;
+  assert.ok(existsSync(join(dir, 'checkpoints', `step-${String(steps).padStart(6, '0')}`, 'COMMITTED')));
 });

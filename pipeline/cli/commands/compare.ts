@@ -18,7 +18,7 @@ import { lineChart, svgToPng } from '../../report/chart.ts';
 import { readMetrics } from '../../rundir.ts';
 import { num } from '../args.ts';
 import { type Command, UsageError } from '../command.ts';
-import { type RunSummary, startRun } from './run.ts';
+import { type RunSummary, signalExitCode, startRun } from './run.ts';
 
 const MODES = ['grpo', 'replace', 'additive', 'loss', 'masked'] as const;
 
@@ -62,7 +62,7 @@ export const compare: Command = {
           const c = loadRunConfig(file, [...sets, ...modeDefaults, `algo.blend.mode=${mode}`, `run.seed=${seed}`, `run.outDir=${JSON.stringify(out)}`, `run.name=${name}`]);
           console.error(`compare: ${name} (${c.run.steps} steps) ...`);
           summary = await startRun(c, { quiet: true, handleSignals: true });
-          if (summary.stopped_by) return summary.stopped_by === 'SIGINT' ? 130 : 143;
+          if (summary.stopped_by) return signalExitCode(summary.stopped_by);
         }
         const r = runResult(mode, seed, dir, summary, readMetrics(dir));
         console.error(`compare: ${name}: held-out accuracy ${r.curve.map((p) => `${p.step}:${p.accuracy.toFixed(3)}`).join(' ')} (${summary.wall_s.toFixed(0)} s)`);

@@ -12,7 +12,7 @@ import { createLogger, flushLogger } from '../../log.ts';
 import { DEMO_STUDENT, DEMO_TEACHER, ensureDemoModel, recipeCommands } from '../../recipes/demo.ts';
 import { flag, str } from '../args.ts';
 import type { Command } from '../command.ts';
-import { startRun } from './run.ts';
+import { signalExitCode, startRun } from './run.ts';
 
 /** The newest `<outDir>/<prefix>*` run directory without a summary.json (an interrupted demo). */
 function unfinishedRun(outDir: string, prefix: string): string {
@@ -51,7 +51,7 @@ export const demo: Command = {
     ];
     const c = loadRunConfig(configFile, overrides);
     const s = await startRun(c, { handleSignals: true });
-    if (s.stopped_by) return s.stopped_by === 'SIGINT' ? 130 : 143;
+    if (s.stopped_by) return signalExitCode(s.stopped_by);
     const pct = (x: number | undefined) => (x === undefined ? '   n/a' : `${(100 * x).toFixed(1).padStart(5)}%`);
     const gain = s.student_after_accuracy !== undefined && s.student_before_accuracy !== undefined ? (100 * (s.student_after_accuracy - s.student_before_accuracy)).toFixed(1) : 'n/a';
     console.log(

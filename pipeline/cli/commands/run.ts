@@ -5,8 +5,9 @@
 // student, the teacher(s) behind the shared score cache (<outDir>/score-cache), the prompts and
 // the rewards, check the tokenizers agree, then run the loop with checkpoints and metrics on disk,
 // held-out evaluations on the run.evalEvery cadence, and at the end summary.json and the report.
-// SIGTERM / SIGINT: the current step finishes, a checkpoint is committed, the log is flushed and
-// the command exits 143 / 130 (a second signal exits at once); `opd run` again resumes (R13).
+// SIGTERM / SIGINT / SIGHUP: the current step finishes, a checkpoint is committed, the log is
+// flushed and the command exits 143 / 130 / 129 (a second signal exits at once); `opd run` again
+// resumes (R13). After SIGHUP (the terminal closed) console writes may fail and are ignored.
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -122,7 +123,7 @@ export interface RunSummary {
 export interface RunJobOptions {
   /** Console shows warnings and errors only (the log file still has everything). */
   quiet?: boolean;
-  /** Install SIGTERM/SIGINT handlers that stop after the current step (the CLI does; tests in-process need not). */
+  /** Install SIGTERM/SIGINT/SIGHUP handlers that stop after the current step (the CLI does; tests in-process need not). */
   handleSignals?: boolean;
 }
 
@@ -136,14 +137,14 @@ export async function runJob(c: RunConfig, runDir: string, opts: RunJobOptions =
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopSignal) {
       log.error(`second ${sig}: exiting now without a checkpoint (resume continues from the last committed one)`);
-      process.exit(sig === 'SIGINT' ? 130 : 143);
+      process.exit(signalExitCode(sig));
     }
     stopSignal = sig;
+    if (sig === 'SIGHUP') for (const out of [process.stdout, process.stderr]) out.on('error', () => {});
     log.warn(`${sig}: finishing the current step, then committing a checkpoint and exiting (send it again to exit at once)`);
   };
   if (opts.handleSignals) {
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
   }
   try {
     const sdir = await studentDir(c, run.dir);
@@ -211,8 +212,7 @@ export async function runJob(c: RunConfig, runDir: string, opts: RunJobOptions =
   } finally {
     progress.stop();
     if (opts.handleSignals) {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
+      for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
     }
     await flushLogger(log);
   }
@@ -234,7 +234,10 @@ export async function startRun(c: RunConfig, opts: RunJobOptions & { force?: boo
   return runJob(c, dir, opts);
 }
 
-const exitCode = (s: RunSummary) => (s.stopped_by === 'SIGINT' ? 130 : s.stopped_by ? 143 : 0);
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+/** The shell's convention, 128 + signal number: SIGHUP 129, SIGINT 130, SIGTERM 143. */
+export const signalExitCode = (sig: NodeJS.Signals): number => ({ SIGHUP: 129, SIGINT: 130 })[sig as string] ?? 143;
+const exitCode = (s: RunSummary) => (s.stopped_by ? signalExitCode(s.stopped_by) : 0);
 
 export const run: Command = {
   name: 'run',
