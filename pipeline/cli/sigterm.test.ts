@@ -1,10 +1,11 @@
 // RELIABILITY R13 (and SIGHUP): SIGTERM during `opd run` finishes the current step, commits a checkpoint at it,
 // flushes the log and exits 143; `opd run` again resumes and ends on the same bytes as a run that
-// was never stopped.
+// was never stopped. A second signal (Ctrl-C twice) exits at once: the step is not finished and no
+// checkpoint is written.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -75,4 +76,39 @@ test('SIGHUP (terminal closed) stops the same way with exit 129', { timeout: 120
   assert.equal(r.code, 129, r.stderr);
   const steps = lines(join(dir, 'metrics.jsonl')).length;
   assert.ok(existsSync(join(dir, 'checkpoints', `step-${String(steps).padStart(6, '0')}`, 'COMMITTED')));
+});
+
+test('Ctrl-C twice: the first SIGINT asks to finish the step, the second exits at once with 130 and no checkpoint', { timeout: 120_000 }, async () => {
+  const root = mkdtempSync(join(tmpdir(), 'opd-sigint2-'));
+  const m = await tinyModels(join(root, 'models'));
+  // long steps (8 prompts × G 16, up to 48 new tokens) so that the second signal lands inside the step the first asked to finish
+  const config = tinyRunConfig(root, m, { run: { name: 'i', steps: 100, checkpointEvery: 1000, evalEvery: 0, evalPrompts: 4 }, rollout: { groupSize: 16, promptsPerStep: 8, maxNewTokens: 48 } });
+  writeFileSync(join(root, 'c.json'), JSON.stringify(config));
+  const dir = join(root, 'runs', 'i');
+  let atFirst = -1;
+  const r = await opd(['run', join(root, 'c.json')], (p) => {
+    let err = '';
+    p.stderr!.on('data', (d) => {
+      err += d;
+      if (atFirst >= 0 && /SIGINT: finishing the current step/.test(err) && !/second SIGINT/.test(err)) {
+        err = 'sent';
+        p.kill('SIGINT');
+      }
+    });
+    const poll = setInterval(() => {
+      if (lines(join(dir, 'metrics.jsonl')).length >= 1) {
+        clearInterval(poll);
+        atFirst = lines(join(dir, 'metrics.jsonl')).length;
+        p.kill('SIGINT');
+      }
+    }, 2);
+    p.on('exit', () => clearInterval(poll));
+  });
+  assert.equal(r.code, 130, r.stderr);
+  assert.match(r.stderr, /SIGINT: finishing the current step/, 'the first SIGINT is handled, not fatal');
+  assert.match(r.stderr, /second SIGINT: exiting now without a checkpoint/);
+  assert.doesNotMatch(r.stderr, /stopped by SIGINT/, 'the graceful stop did not run');
+  assert.equal(lines(join(dir, 'metrics.jsonl')).length, atFirst, 'the step under way at the first signal was not finished');
+  const ckpts = existsSync(join(dir, 'checkpoints')) ? readdirSync(join(dir, 'checkpoints')).filter((d) => d.startsWith('step-')) : [];
+  assert.deepEqual(ckpts, [], 'no checkpoint was written on the way out');
 });

@@ -1,7 +1,9 @@
-// RELIABILITY R6, R7 (in the loop) and R17 on the tiny job:
+// RELIABILITY R6, R7 (in the loop), R4 (resume in epoch 1) and R17 on the tiny job:
 // R6  a run whose rollout shards outlive its newest checkpoint replays them on resume: no teacher
-//     call, no generation, and the same final bytes as the run that wrote them;
-// R7  NaN teacher log-probs skip the step (weights unchanged, counter, warning) and K in a row stop the job;
+//     call, no generation, and the same final bytes as the run that wrote them; the checkpoint it
+//     resumes from sits mid-epoch 1, so a resumed data cursor that lost its epoch fails here (R4);
+// R7  NaN teacher log-probs, or a NaN gradient inside the train step, skip the step (weights
+//     unchanged, counter, reason in the metrics line) and K in a row stop the job;
 // R17 the same job twice gives identical weight hashes after every step (another seed does not).
 
 import assert from 'node:assert/strict';
@@ -11,11 +13,13 @@ import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { hostTensor } from '../../engine/runtime/host.ts';
+import { type Batch, Trainer } from '../../engine/train/trainer.ts';
 import type { Teacher } from '../../teacher/types.ts';
 import { openRunDir, readMetrics } from '../rundir.ts';
 import type { OpdSettings } from './opd.ts';
 import { runPersisted } from './persisted.ts';
-import { TINY_SETTINGS, tinyJob } from './tiny-job.ts';
+import { TINY_SETTINGS, tinyJob, tinyModels } from './tiny-job.ts';
 
 const models = mkdtempSync(join(tmpdir(), 'opd-faults-'));
 const newRun = () => join(mkdtempSync(join(tmpdir(), 'opd-faults-run-')), 'run');
@@ -61,6 +65,8 @@ test('R6: resume replays committed rollout shards: no teacher call, no generatio
   const full = await run(ref, TINY_SETTINGS, { checkpointEvery: 3 });
   assert.equal(full.teacherCalls, 6, 'one batched teacher call per step');
   // the state a kill -9 leaves after steps 4-6 stored their rollouts but before checkpoint 6 committed
+  const resumeFrom = JSON.parse(ckptFiles(ref, 3)[2]!.toString()) as { cursor: { cursor: { epoch: number; index: number } } };
+  assert.deepEqual(resumeFrom.cursor.cursor, { epoch: 1, index: 2 }, 'R4: the resume starts mid-epoch 1 (10 prompts, 4 per step)');
   const crashed = newRun();
   cpSync(ref, crashed, { recursive: true });
   rmSync(join(crashed, 'checkpoints', 'step-000006'), { recursive: true });
@@ -90,6 +96,46 @@ test('R7: NaN teacher log-probs skip the step with weights unchanged; K in a row
   const stop = await run(newRun(), { ...TINY_SETTINGS, maxConsecutiveSkips: 3 }, { corrupt: (call) => call >= 2 });
   assert.match(stop.error?.message ?? '', /stopping: 3 consecutive steps skipped \(last: teacher log-probs/);
   assert.deepEqual(stop.skipped, [false, true, true], 'two skips recorded, the third stops the job');
+});
+
+/** Feeds of the policy step with every advantage NaN: the real graph then computes a NaN loss and gradient. */
+const poisoned = (b: Batch): Batch => ({ ...b, advantages: hostTensor(b.advantages!.dtype, b.advantages!.dims, new Float32Array(b.advantages!.data.length).fill(NaN)) });
+
+/** Run `fn` with Trainer.step poisoning the feeds of the calls `poison` picks (1-based). */
+async function withNaNGradients<T>(poison: (call: number) => boolean, fn: () => Promise<T>): Promise<T> {
+  const real = Trainer.prototype.step;
+  let calls = 0;
+  Trainer.prototype.step = function (batch, lr) {
+    calls++;
+    if (!poison(calls)) return real.call(this, batch, lr);
+    return real.call(this, Array.isArray(batch) ? batch.map(poisoned) : poisoned(batch as Batch), lr);
+  };
+  try {
+    return await fn();
+  } finally {
+    Trainer.prototype.step = real;
+  }
+}
+
+test('R7: a NaN gradient in the train step skips the step with weights unchanged; K in a row stop the job', { timeout: 120_000 }, async () => {
+  await tinyModels(models); // built (SFT) before Trainer.step is patched
+  const dir = newRun();
+  const r = await withNaNGradients((call) => call === 2 || call === 3, () => run(dir, TINY_SETTINGS, { checkpointEvery: 1 }));
+  assert.equal(r.error, undefined);
+  assert.deepEqual(r.skipped, [false, true, true, false, false, false]);
+  const m = readMetrics(dir);
+  assert.match(String(m[1]!.skip_reason), /non-finite loss or gradient/);
+  assert.equal(m[5]!.skipped_total, 2);
+  assert.equal(sha(ckptFiles(dir, 1)[0]!), sha(ckptFiles(dir, 3)[0]!), 'weights after two NaN-gradient steps equal those before them');
+  assert.equal(sha(ckptFiles(dir, 1)[1]!), sha(ckptFiles(dir, 3)[1]!), 'AdamW moments unchanged too');
+  assert.notEqual(sha(ckptFiles(dir, 3)[0]!), sha(ckptFiles(dir, 4)[0]!), 'a good step trains again');
+  const state = JSON.parse(ckptFiles(dir, 3)[2]!.toString()) as { t: number; counters: { skipped: number; skippedTotal: number } };
+  assert.deepEqual(state.counters, { skipped: 2, skippedTotal: 2 });
+  assert.equal(state.t, 1, "AdamW's step counter counts applied updates only");
+
+  const stop = await withNaNGradients((call) => call >= 2, () => run(newRun(), { ...TINY_SETTINGS, maxConsecutiveSkips: 3 }));
+  assert.match(stop.error?.message ?? '', /stopping: 3 consecutive steps skipped \(last: non-finite loss or gradient/);
+  assert.deepEqual(stop.skipped, [false, true, true]);
 });
 
 test('R17: the same job twice gives identical weights after every step; another seed does not', { timeout: 180_000 }, async () => {

@@ -95,12 +95,12 @@ async function studentDir(c: RunConfig, runDir: string): Promise<string> {
   return dir;
 }
 
-async function prompts(c: RunConfig): Promise<{ train: TaskRecord[]; correct?: OpdJob['correct'] }> {
+async function prompts(c: RunConfig, tokenizer: Awaited<ReturnType<typeof loadTokenizer>>, runDir: string): Promise<{ train: TaskRecord[]; correct?: OpdJob['correct'] }> {
   if ('task' in c.data) {
     const task = createTask(c.data.task, c.data.taskConfig);
     return { train: task.generate('train', c.data.trainSize ?? c.rollout.promptsPerStep * c.run.steps, c.run.seed), correct: (r, text) => isCorrect(text, r.answer) };
   }
-  const loaded = await loadPrompts(c.data.path, { fields: c.data.fields, maxRejectFraction: c.data.maxRejectFraction, onTooLong: c.data.onTooLong, rejectsFile: join(c.run.outDir, 'rejects.jsonl') });
+  const loaded = await loadPrompts(c.data.path, { fields: c.data.fields, maxRejectFraction: c.data.maxRejectFraction, onTooLong: c.data.onTooLong, maxPromptLength: c.data.maxPromptTokens, tokenizer, rejectsFile: join(runDir, 'rejects.jsonl') });
   return { train: loaded.records };
 }
 
@@ -156,7 +156,7 @@ export async function runJob(c: RunConfig, runDir: string, opts: RunJobOptions =
       const pf = preflight({ tokenizer, vocabRows: student.config.vocabSize }, { tokenizer: await loadTokenizer(t.tokenizer ?? t.path), vocabRows: teacher.identity.vocabSize });
       pf.notes.forEach((n) => log.info(`teacher ${t.id}: ${n}`));
     }
-    const data = await prompts(c);
+    const data = await prompts(c, tokenizer, run.dir);
     const reward = await combine(c.rewards);
     const task: Task | null = 'task' in c.data ? createTask(c.data.task, c.data.taskConfig) : null;
     const evalOpts = { n: c.run.evalPrompts, seed: c.run.seed, maxNewTokens: c.rollout.maxNewTokens, runtime: { device: c.runtime.device, threads: c.runtime.threads } };
