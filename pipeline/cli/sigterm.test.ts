@@ -23,6 +23,20 @@ function opd(args: string[], onRunning?: (p: ReturnType<typeof spawn>) => void) 
   return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => p.on('exit', (code, signal) => resolve({ code, signal, stderr })));
 }
 
+/** An `onRunning` callback: once `dir` has recorded `n` steps, call `act` on the process (once). */
+function afterSteps(dir: string, n: number, act: (p: ReturnType<typeof spawn>, steps: number) => void, everyMs = 5) {
+  return (p: ReturnType<typeof spawn>) => {
+    const poll = setInterval(() => {
+      const steps = lines(join(dir, 'metrics.jsonl')).length;
+      if (steps >= n) {
+        clearInterval(poll);
+        act(p, steps);
+      }
+    }, everyMs);
+    p.on('exit', () => clearInterval(poll));
+  };
+}
+
 test('SIGTERM mid-run: step finished, checkpoint committed, log flushed, exit 143; rerun ends on the same bytes', { timeout: 180_000 }, async () => {
   const root = mkdtempSync(join(tmpdir(), 'opd-sigterm-'));
   const m = await tinyModels(join(root, 'models'));
@@ -33,15 +47,7 @@ test('SIGTERM mid-run: step finished, checkpoint committed, log flushed, exit 14
   assert.equal(ref.code, 0, ref.stderr);
 
   const dir = join(root, 'runs', 'stopped');
-  const stopped = await opd(['run', join(root, 'stopped.json')], (p) => {
-    const poll = setInterval(() => {
-      if (lines(join(dir, 'metrics.jsonl')).length >= 4) {
-        clearInterval(poll);
-        p.kill('SIGTERM');
-      }
-    }, 5);
-    p.on('exit', () => clearInterval(poll));
-  });
+  const stopped = await opd(['run', join(root, 'stopped.json')], afterSteps(dir, 4, (p) => p.kill('SIGTERM')));
   assert.equal(stopped.code, 143, `exit code 143 after SIGTERM\n${stopped.stderr}`);
   const steps = lines(join(dir, 'metrics.jsonl')).length;
   assert.ok(steps >= 4 && steps < 30, `stopped early, after step ${steps}`);
@@ -64,15 +70,7 @@ test('SIGHUP (terminal closed) stops the same way with exit 129', { timeout: 120
   const m = await tinyModels(join(root, 'models'));
   writeFileSync(join(root, 'c.json'), JSON.stringify(tinyRunConfig(root, m, { run: { name: 'h', steps: 200, checkpointEvery: 1000, evalEvery: 0, evalPrompts: 4 } })));
   const dir = join(root, 'runs', 'h');
-  const r = await opd(['run', join(root, 'c.json')], (p) => {
-    const poll = setInterval(() => {
-      if (lines(join(dir, 'metrics.jsonl')).length >= 2) {
-        clearInterval(poll);
-        p.kill('SIGHUP');
-      }
-    }, 5);
-    p.on('exit', () => clearInterval(poll));
-  });
+  const r = await opd(['run', join(root, 'c.json')], afterSteps(dir, 2, (p) => p.kill('SIGHUP')));
   assert.equal(r.code, 129, r.stderr);
   const steps = lines(join(dir, 'metrics.jsonl')).length;
   assert.ok(existsSync(join(dir, 'checkpoints', `step-${String(steps).padStart(6, '0')}`, 'COMMITTED')));
@@ -95,14 +93,10 @@ test('Ctrl-C twice: the first SIGINT asks to finish the step, the second exits a
         p.kill('SIGINT');
       }
     });
-    const poll = setInterval(() => {
-      if (lines(join(dir, 'metrics.jsonl')).length >= 1) {
-        clearInterval(poll);
-        atFirst = lines(join(dir, 'metrics.jsonl')).length;
-        p.kill('SIGINT');
-      }
-    }, 2);
-    p.on('exit', () => clearInterval(poll));
+    afterSteps(dir, 1, (_, steps) => {
+      atFirst = steps;
+      p.kill('SIGINT');
+    }, 2)(p);
   });
   assert.equal(r.code, 130, r.stderr);
   assert.match(r.stderr, /SIGINT: finishing the current step/, 'the first SIGINT is handled, not fatal');
