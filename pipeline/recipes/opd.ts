@@ -18,7 +18,7 @@
 // checkpoint at step k always finds them on resume. `hooks.shouldStop` ends the loop cleanly
 // after a step (SIGTERM, R13).
 
-import { Rng, type RngState } from '../../engine/rng.ts';
+import { Rng } from '../../engine/rng.ts';
 import { Trainer } from '../../engine/train/trainer.ts';
 import type { RuntimeOptions } from '../../engine/runtime/session.ts';
 import type { RolloutRow } from '../../data/schemas.ts';
@@ -83,12 +83,13 @@ export interface OpdJob {
   settings: OpdSettings;
 }
 
-/** Where the loop is: everything a checkpoint must hold besides weights and moments. */
+/**
+ * Where the loop is: everything a checkpoint must hold besides weights and moments. No sampler
+ * state: step k's Rng is seeded from (seed, k) alone, so it is derived, not stored.
+ */
 export interface LoopState {
   step: number; // steps completed
   cursor: EpochCursor;
-  /** The sampler state the next step starts from (step k's Rng is seeded from (seed, k) alone). */
-  rng: RngState;
   /** Consecutive skipped steps (R7: K in a row stop the job). */
   skipped: number;
   skippedTotal: number;
@@ -128,7 +129,7 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
   // one-step-stale: a second generator reads a copy of the weights taken before each update
   let snapshot: ReturnType<Trainer['paramViews']> = {};
   const staleGenerator = s.oneStepStale ? await Generator.create(c, () => snapshot, s.runtime) : null;
-  const state: LoopState = hooks.resume?.state ?? { step: 0, cursor: { epoch: 0, index: 0 }, rng: new Rng(stepSeed(s.seed, 1)).state(), skipped: 0, skippedTotal: 0 };
+  const state: LoopState = hooks.resume?.state ?? { step: 0, cursor: { epoch: 0, index: 0 }, skipped: 0, skippedTotal: 0 };
   hooks.resume?.restore(trainer);
   const stop = stopTokenIds(tok, c);
   const padId = tok.padTokenId ?? stop[0] ?? 0;
@@ -182,7 +183,7 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
     if (skipReason) state.skippedTotal++;
     if (state.skipped >= s.maxConsecutiveSkips)
       throw new Error(`stopping: ${state.skipped} consecutive steps skipped (last: ${skipReason}); check the teacher, the rewards and the learning rate`);
-    Object.assign(state, { step, cursor: p.cursor, rng: new Rng(stepSeed(s.seed, step + 1)).state() });
+    Object.assign(state, { step, cursor: p.cursor });
     if (pending) await pending; // step+1's rollouts are stored before this step can be checkpointed
     const t3 = performance.now();
     const evalDue = job.heldOut && (step === s.steps || (s.evalEvery && step % s.evalEvery === 0));

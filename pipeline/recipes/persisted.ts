@@ -69,7 +69,7 @@ export async function runPersisted(run: RunDir, job: OpdJob, o: PersistOptions) 
         config: job.student.config,
         weights,
         optimizer: { t: st.t, tensors: optimizer },
-        rng: { sampler: state.rng },
+        rng: {}, // the sampler is reseeded from (seed, step) every step: no state to keep
         cursor: state,
         shards: [...committed],
         counters: { skipped: state.skipped, skippedTotal: state.skippedTotal },

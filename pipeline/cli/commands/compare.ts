@@ -35,17 +35,20 @@ export const compare: Command = {
     for (const m of modes) if (!(MODES as readonly string[]).includes(m)) throw new UsageError(`--modes: "${m}" is not one of ${MODES.join(' | ')}`);
     const seeds = num(values, 'seeds', 3, { int: true, min: 1 });
     const sets = (values.set as string[] | undefined) ?? [];
-    const base = loadRunConfig(file, sets.length ? sets : []);
+    const base = loadRunConfig(file, sets);
     const out = resolve(typeof values.out === 'string' ? values.out : join(base.run.outDir, `compare-${base.run.name ?? basename(file, '.json')}`));
     const at = typeof values.at === 'string'
       ? values.at.split(',').map((s) => Number(s))
       : base.run.evalEvery > 0 ? Array.from({ length: Math.floor(base.run.steps / base.run.evalEvery) }, (_, i) => (i + 1) * base.run.evalEvery) : [base.run.steps];
     if (at.some((s) => !Number.isInteger(s) || s < 0)) throw new UsageError(`--at: expected step counts like 250,500,1000, got "${String(values.at)}"`);
     await mkdir(out, { recursive: true });
-    const defaults: string[] = [];
-    if (modes.includes('loss') && base.algo.blend.distillCoef === undefined) defaults.push('algo.blend.distillCoef=1');
-    if (modes.includes('masked') && base.algo.blend.rewardThreshold === undefined) defaults.push('algo.blend.rewardThreshold=1');
-    if (defaults.length) console.error(`compare: using ${defaults.join(', ')} (not set in the config)`);
+    // the setting a mode needs when the config leaves it unset (see the header)
+    const modeDefault: Record<string, string | undefined> = {
+      loss: base.algo.blend.distillCoef === undefined ? 'algo.blend.distillCoef=1' : undefined,
+      masked: base.algo.blend.rewardThreshold === undefined ? 'algo.blend.rewardThreshold=1' : undefined,
+    };
+    const used = modes.map((m) => modeDefault[m]).filter((d): d is string => d !== undefined);
+    if (used.length) console.error(`compare: using ${used.join(', ')} (not set in the config)`);
     const runs: RunResult[] = [];
     const t0 = performance.now();
     for (const mode of modes) {
@@ -53,13 +56,12 @@ export const compare: Command = {
         const seed = base.run.seed + k;
         const name = `${mode}-seed${seed}`;
         const dir = join(out, name);
-        const modeDefaults = defaults.filter((d) => (mode === 'loss' && d.startsWith('algo.blend.distillCoef')) || (mode === 'masked' && d.startsWith('algo.blend.rewardThreshold')));
         let summary: RunSummary;
         if (existsSync(join(dir, 'summary.json'))) {
           summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as RunSummary;
           console.error(`compare: ${name} already finished, reusing it`);
         } else {
-          const c = loadRunConfig(file, [...sets, ...modeDefaults, `algo.blend.mode=${mode}`, `run.seed=${seed}`, `run.outDir=${JSON.stringify(out)}`, `run.name=${name}`]);
+          const c = loadRunConfig(file, [...sets, ...(modeDefault[mode] ? [modeDefault[mode]] : []), `algo.blend.mode=${mode}`, `run.seed=${seed}`, `run.outDir=${JSON.stringify(out)}`, `run.name=${name}`]);
           console.error(`compare: ${name} (${c.run.steps} steps) ...`);
           summary = await startRun(c, { quiet: true, handleSignals: true });
           if (summary.stopped_by) return signalExitCode(summary.stopped_by);

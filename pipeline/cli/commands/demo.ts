@@ -32,9 +32,8 @@ export const demo: Command = {
     const t0 = performance.now();
     const models = resolve(values.models === undefined ? 'runs/models' : str(values, 'models'));
     const log = createLogger();
-    const runtime = {};
-    const teacher = await ensureDemoModel(models, DEMO_TEACHER, { runtime, log: (m) => log.info(m) });
-    const student = await ensureDemoModel(models, DEMO_STUDENT, { runtime, log: (m) => log.info(m) });
+    const teacher = await ensureDemoModel(models, DEMO_TEACHER, { log: (m) => log.info(m) });
+    const student = await ensureDemoModel(models, DEMO_STUDENT, { log: (m) => log.info(m) });
     for (const [r, m] of [[DEMO_TEACHER, teacher], [DEMO_STUDENT, student]] as const)
       log.info(m.trained ? `${r.name}: trained in ${m.seconds.toFixed(0)} s; the same directory, bit for bit: ${recipeCommands(models, r).join(' && ')}` : `${r.name}: cached in ${m.dir}`);
     await flushLogger(log);
