@@ -48,35 +48,58 @@ export interface AdamWResult {
   skipped: Tensor;
 }
 
+/** The per-step scalars of AdamW, shared by every slot (and by the chunked optimizer's graphs). */
+export interface AdamWScalars {
+  lr: Tensor;
+  gScale1: Tensor; // (1-β1)·c
+  gScale2: Tensor; // (1-β2)·c²
+  stepSize: Tensor; // lr / (1 - β1^t)
+  invSqrtBc2: Tensor; // 1 / √(1 - β2^t)
+}
+
+/** The scalars from ‖g‖₂ (`gradNorm`), lr and t; c is the clip coefficient. */
+export function adamwScalars(gradNorm: Tensor, lr: Tensor, t: Tensor, cfg: AdamWConfig): AdamWScalars {
+  const g = lr.graph;
+  const dt = lr.dtype;
+  // clip coefficient c; gradients are never scaled in place, c enters the moment factors.
+  const c = cfg.maxGradNorm ? minimum(div(cfg.maxGradNorm, add(gradNorm, 1e-6)), 1) : scalar(g, 1, dt);
+  const bc1 = sub(1, pow(scalar(g, cfg.beta1, dt), t));
+  const bc2 = sub(1, pow(scalar(g, cfg.beta2, dt), t));
+  return {
+    lr,
+    gScale1: mul(c, 1 - cfg.beta1),
+    gScale2: mul(mul(c, c), 1 - cfg.beta2),
+    stepSize: div(lr, bc1),
+    invSqrtBc2: div(1, sqrt(bc2)),
+  };
+}
+
+/** One slot's new p, m, v (no non-finite guard); `weightDecay` is a number or a rank-0 tensor. */
+export function adamwSlot(s: Omit<AdamWSlot, 'weightDecay'> & { weightDecay: number | Tensor }, k: AdamWScalars, cfg: AdamWConfig): { p: Tensor; m: Tensor; v: Tensor } {
+  const m = add(mul(s.m, cfg.beta1), mul(s.g, k.gScale1));
+  const v = add(mul(s.v, cfg.beta2), mul(mul(s.g, s.g), k.gScale2));
+  const denom = add(mul(sqrt(v), k.invSqrtBc2), cfg.eps);
+  const decayed = s.weightDecay ? mul(s.p, sub(1, mul(k.lr, s.weightDecay))) : s.p;
+  const p = sub(decayed, mul(div(m, denom), k.stepSize));
+  return { p, m, v };
+}
+
 /** One AdamW update of every slot. `lr` and `t` (1-based step count) are rank-0 float tensors. */
 export function adamw(slots: readonly AdamWSlot[], lr: Tensor, t: Tensor, loss: Tensor, cfg: AdamWConfig = ADAMW_DEFAULTS): AdamWResult {
   if (slots.length === 0) throw new Error('adamw: no parameters');
-  const g = lr.graph;
   const dt = lr.dtype;
   const sqNorms = slots.map((s) => reduceSumSquare(s.g, [...s.g.shape.keys()], false)); // [] each
   const normSq = sqNorms.reduce((a, b) => add(a, b));
   const gradNorm = sqrt(normSq);
   const ok = and(isFinite(normSq), isFinite(loss));
-
-  // clip coefficient c; gradients are never scaled in place, c enters the moment factors.
-  const c = cfg.maxGradNorm ? minimum(div(cfg.maxGradNorm, add(gradNorm, 1e-6)), 1) : scalar(g, 1, dt);
-  const gScale1 = mul(c, 1 - cfg.beta1); //              (1-β1)·c
-  const gScale2 = mul(mul(c, c), 1 - cfg.beta2); //      (1-β2)·c²
-  const bc1 = sub(1, pow(scalar(g, cfg.beta1, dt), t));
-  const bc2 = sub(1, pow(scalar(g, cfg.beta2, dt), t));
-  const stepSize = div(lr, bc1);
-  const invSqrtBc2 = div(1, sqrt(bc2));
+  const k = adamwScalars(gradNorm, lr, t, cfg);
 
   const out: AdamWResult = { p: [], m: [], v: [], gradNorm, skipped: sub(1, cast(ok, dt)) };
   for (const s of slots) {
-    const m = add(mul(s.m, cfg.beta1), mul(s.g, gScale1));
-    const v = add(mul(s.v, cfg.beta2), mul(mul(s.g, s.g), gScale2));
-    const denom = add(mul(sqrt(v), invSqrtBc2), cfg.eps);
-    const decayed = s.weightDecay ? mul(s.p, sub(1, mul(lr, s.weightDecay))) : s.p;
-    const p = sub(decayed, mul(div(m, denom), stepSize));
-    out.p.push(where(ok, p, s.p));
-    out.m.push(where(ok, m, s.m));
-    out.v.push(where(ok, v, s.v));
+    const u = adamwSlot(s, k, cfg);
+    out.p.push(where(ok, u.p, s.p));
+    out.m.push(where(ok, u.m, s.m));
+    out.v.push(where(ok, u.v, s.v));
   }
   return out;
 }

@@ -12,7 +12,7 @@
 import { compile } from '../exec.ts';
 import { type HostTensor, cloneTensor, describe, hostTensor } from '../runtime/host.ts';
 import { type RuntimeOptions, type Session, mismatch } from '../runtime/session.ts';
-import type { Combine, StepGraph, TrainStepGraph } from './graph.ts';
+import type { Combine, ParamSpec, StepGraph, TrainStepGraph } from './graph.ts';
 
 export interface StepResult {
   loss: number;
@@ -33,7 +33,29 @@ export const COMBINE: Record<Combine, (xs: readonly number[]) => number> = {
   min: (xs) => Math.min(...xs),
 };
 
-export class Trainer {
+/**
+ * What the loops need of a trainer: the fused Trainer below, or a model's own layered trainer
+ * (student/train/layered.ts) that keeps one copy of the state for models too big for two.
+ */
+export interface StepTrainer {
+  /** Number of updates applied so far (AdamW's t after the last applied step). */
+  t: number;
+  skippedInARow: number;
+  skippedTotal: number;
+  readonly paramSpecs: readonly ParamSpec[];
+  step(batch: Batch | readonly Batch[], lr: number): Promise<StepResult>;
+  /** Copies of the current parameter values. */
+  params(): ParamValues;
+  /** The current parameter buffers as feeds, without copying; valid until the next step. */
+  paramViews(): Record<string, HostTensor>;
+  /** Parameters and moments plus t: everything needed to resume bit-exactly (valid until the next step). */
+  exportState(): { t: number; tensors: Record<string, HostTensor> };
+  importState(state: { t: number; tensors: Record<string, HostTensor> }): void;
+  endProfiling(): string | null;
+  release(): Promise<void>;
+}
+
+export class Trainer implements StepTrainer {
   /** Number of updates applied so far (AdamW's t after the last applied step). */
   t = 0;
   skippedInARow = 0;
@@ -46,6 +68,10 @@ export class Trainer {
     private readonly state: StateBuffers,
     private readonly opts: RuntimeOptions,
   ) {}
+
+  get paramSpecs(): readonly ParamSpec[] {
+    return this.spec.params;
+  }
 
   static async create(spec: TrainStepGraph, init: ParamValues, opts: RuntimeOptions = {}): Promise<Trainer> {
     const initial: Record<string, HostTensor> = {};

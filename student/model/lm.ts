@@ -95,7 +95,8 @@ export function decoder(c: ModelConfig, p: Params, x: DecoderInputs): { hidden: 
   return { hidden: rmsNorm(h, p['model.norm.weight']!, c.rmsNormEps), present };
 }
 
-function layer(c: ModelConfig, p: Params, pre: string, x: Tensor, rope: { cos: Tensor; sin: Tensor }, bias: Tensor, past: KV | undefined, attend: Attend) {
+/** One decoder layer on `x` [B, T, D]; its weights are `p[<pre>.<HF suffix>]`. */
+export function layer(c: ModelConfig, p: Params, pre: string, x: Tensor, rope: { cos: Tensor; sin: Tensor }, bias: Tensor, past: KV | undefined, attend: Attend) {
   const w = (n: string) => p[`${pre}.${n}`]!;
   const opt = (n: string) => p[`${pre}.${n}`];
   const [b, t] = [x.shape[0]!, x.shape[1]!];
@@ -119,7 +120,7 @@ function layer(c: ModelConfig, p: Params, pre: string, x: Tensor, rope: { cos: T
 }
 
 /** cos/sin [B, 1, T, Dh] for integer positions [B, T], from the config's inverse frequencies. */
-function ropeTables(positions: Tensor, invFreq: Float64Array, dtype: DType) {
+export function ropeTables(positions: Tensor, invFreq: Float64Array, dtype: DType) {
   const g = positions.graph;
   const half = invFreq.length;
   const inv = g.constant(dtype === 'float64' ? Float64Array.from(invFreq) : Float32Array.from(invFreq), [half], dtype);

@@ -40,6 +40,7 @@ export interface LogprobOptions {
 
 export interface Logprobs {
   logprobs: Tensor; // [B, T]
+  lse: Tensor; // [B, T]: logsumexp_v z_v, the log-partition each log-prob subtracts
   topIds?: Tensor; // [B, T, k] int64
   topLogprobs?: Tensor; // [B, T, k]
 }
@@ -75,7 +76,7 @@ export function tokenLogprobsChunked(h: Tensor, wAll: Tensor, targets: Tensor, o
     }
   }
   const lse = add(runMax!, log(runSum!)); // [B, T, 1]
-  const out: Logprobs = { logprobs: sub(zy, squeeze(lse, -1)) };
+  const out: Logprobs = { logprobs: sub(zy, squeeze(lse, -1)), lse: squeeze(lse, -1) };
   if (opts.topK) {
     const vals = concat(tops.map((t) => t.vals), -1);
     const ids = concat(tops.map((t) => t.ids), -1);

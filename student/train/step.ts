@@ -16,6 +16,7 @@ import type { ModelConfig } from '../model/config.ts';
 import { declareWeights } from '../model/lm.ts';
 import { alignedLogprobs, sequenceInputs } from '../model/score.ts';
 import { type PolicyLossOptions, checkPolicyLossOptions, policyInputs, policyLoss } from './policy.ts';
+import type { LogprobObjective } from './layered-graphs.ts';
 import { sftInputs, sftLoss } from './sft.ts';
 
 export { packPolicyBatch, packSftBatch, splitMicroBatches, type PolicyRollout, type SftExample, type Feeds } from './batch.ts';
@@ -36,16 +37,28 @@ export interface PolicyStepOptions extends TrainStepOptions {
   loss?: PolicyLossOptions;
 }
 
-/** The policy objective on a fresh graph: loss = Σ ℓ·w over completion tokens, plus metrics. */
-export function policyObjective(c: ModelConfig, opts: PolicyStepOptions = {}): Objective {
+/** The policy loss on given log-probs (what follows the model in the policy objective). */
+export function policyLossOnLogprobs(opts: PolicyStepOptions = {}): LogprobObjective {
   const lossOpts = opts.loss ?? {};
   checkPolicyLossOptions(lossOpts);
-  return (g) => policyLoss(studentLogprobs(g, c, opts), policyInputs(g, dtypeOf(opts), lossOpts), lossOpts);
+  return (g, logp) => policyLoss(logp, policyInputs(g, dtypeOf(opts), lossOpts), lossOpts);
+}
+
+/** The SFT loss on given log-probs. */
+export function sftLossOnLogprobs(opts: TrainStepOptions = {}): LogprobObjective {
+  return (g, logp) => sftLoss(logp, sftInputs(g, dtypeOf(opts)));
+}
+
+/** The policy objective on a fresh graph: loss = Σ ℓ·w over completion tokens, plus metrics. */
+export function policyObjective(c: ModelConfig, opts: PolicyStepOptions = {}): Objective {
+  const loss = policyLossOnLogprobs(opts);
+  return (g) => loss(g, studentLogprobs(g, c, opts));
 }
 
 /** The SFT objective on a fresh graph: token-mean cross-entropy of the completion tokens. */
 export function sftObjective(c: ModelConfig, opts: TrainStepOptions = {}): Objective {
-  return (g) => sftLoss(studentLogprobs(g, c, opts), sftInputs(g, dtypeOf(opts)));
+  const loss = sftLossOnLogprobs(opts);
+  return (g) => loss(g, studentLogprobs(g, c, opts));
 }
 
 export function buildPolicyTrainStep(c: ModelConfig, opts: PolicyStepOptions = {}): TrainStepGraph {

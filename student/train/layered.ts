@@ -1,0 +1,277 @@
+// The layered train step: the student's forward, backward and AdamW run as a chain of small
+// sessions (layered-graphs.ts) over one host copy of the state, so full fine-tuning needs about
+// the 16 bytes per parameter of fp32 AdamW (weights, gradients, two moments) plus activations:
+//
+//   forward   h0 = E[ids] -> layer.fwd × L (keeping each layer's input) -> head.fwd -> loss
+//   backward  head.bwd per vocab chunk -> norm.bwd -> layer.bwd × L (recomputing the layer) ->
+//             rows of dh0 added into dE
+//   update    ChunkedAdamW: ‖g‖² over all gradients, then AdamW chunk by chunk, in place
+//
+// Versus the fused step (engine/train/trainer.ts): no second copy of the state, no gradient of a
+// whole-vocabulary matrix per chunk, one compiled layer for all layers (start-up in seconds), at
+// the price of recomputing each layer's forward in its backward (≈ +33 % FLOPs). Same loss,
+// same AdamW formulas and guard; results agree with the fused step to float rounding (test).
+//
+// Micro-batches: the first writes the gradient buffers, later ones add into them. The trainer
+// adopts the weight arrays it is given when `adopt` is set (no copy) and updates them in place.
+
+import { type Batch, type ParamValues, type StepResult, type StepTrainer, combineMetrics } from '../../engine/train/trainer.ts';
+import type { ParamSpec } from '../../engine/train/graph.ts';
+import type { AdamWConfig } from '../../engine/optim/adamw.ts';
+import { ChunkedAdamW, type FlatSlot, type FloatArray } from '../../engine/optim/chunked.ts';
+import { compile } from '../../engine/exec.ts';
+import { type HostTensor, hostTensor } from '../../engine/runtime/host.ts';
+import type { RuntimeOptions, Session } from '../../engine/runtime/session.ts';
+import { type ModelConfig, decays, tensorShapes } from '../model/config.ts';
+import { EMBED, type LogprobObjective, NORM, embedGraph, headBackwardGraph, headForwardGraph, layerBackwardGraph, layerForwardGraph, layerSuffixes, lossGraph, normBackwardGraph } from './layered-graphs.ts';
+
+export interface LayeredOptions {
+  dtype?: 'float32' | 'float64';
+  weightDecay?: number;
+  adamw?: Partial<AdamWConfig>;
+  /** Vocabulary rows per head chunk (default 8192): [tokens × chunk] floats per graph run. */
+  vocabChunk?: number;
+  /** Elements per optimizer graph run (default 4M). */
+  optimizerChunk?: number;
+  /** Take ownership of the initial weight arrays instead of copying them. */
+  adopt?: boolean;
+  runtime?: RuntimeOptions;
+}
+
+const MODEL_FEEDS = new Set(['input_ids', 'attention_mask', 'position_ids', 'inv_temperature']);
+
+interface Sessions {
+  embed: Session;
+  layerFwd: Session;
+  layerBwd: Session;
+  headFwd: Session;
+  headBwd: Session;
+  headBwdLast: Session | null;
+  normBwd: Session;
+  loss: Session;
+}
+
+export class LayeredTrainer implements StepTrainer {
+  t = 0;
+  skippedInARow = 0;
+  skippedTotal = 0;
+  private readonly grads = new Map<string, FloatArray>();
+  private readonly m = new Map<string, FloatArray>();
+  private readonly v = new Map<string, FloatArray>();
+  private scratch = new Map<string, FloatArray>();
+
+  private constructor(
+    private readonly c: ModelConfig,
+    readonly paramSpecs: readonly ParamSpec[],
+    private readonly w: Map<string, FloatArray>,
+    private readonly s: Sessions,
+    private readonly opt: ChunkedAdamW,
+    private readonly loss: { metrics: string[]; combine: Record<string, 'sum' | 'mean' | 'max' | 'min'> },
+    private readonly dtype: 'float32' | 'float64',
+    private readonly vocabChunk: number,
+  ) {
+    for (const p of paramSpecs) {
+      const n = w.get(p.name)!.length;
+      const Arr = dtype === 'float64' ? Float64Array : Float32Array;
+      this.grads.set(p.name, new Arr(n));
+      this.m.set(p.name, new Arr(n));
+      this.v.set(p.name, new Arr(n));
+    }
+  }
+
+  static async create(c: ModelConfig, objective: LogprobObjective, init: ParamValues, o: LayeredOptions = {}): Promise<LayeredTrainer> {
+    const dtype = o.dtype ?? 'float32';
+    const rt = o.runtime ?? {};
+    const chunk = Math.min(o.vocabChunk ?? 8192, c.vocabSize);
+    const last = c.vocabSize % chunk;
+    const specs: ParamSpec[] = tensorShapes(c).map(([name, shape]) => ({ name, shape, dtype, weightDecay: decays(name) ? (o.weightDecay ?? 0) : 0 }));
+    const w = new Map<string, FloatArray>();
+    for (const p of specs) {
+      const data = init[p.name];
+      if (!data) throw new Error(`LayeredTrainer: no initial value for parameter "${p.name}" ${JSON.stringify(p.shape)}`);
+      if ((dtype === 'float64') !== data instanceof Float64Array) throw new Error(`LayeredTrainer: parameter "${p.name}" is a ${data.constructor.name}, the step computes in ${dtype}`);
+      w.set(p.name, o.adopt ? data : data.slice());
+    }
+    const lg = lossGraph(objective, dtype);
+    const [embed, layerFwd, layerBwd, headFwd, headBwd, headBwdLast, normBwd, loss, opt] = await Promise.all([
+      compile(embedGraph(c, dtype), rt),
+      compile(layerForwardGraph(c, dtype), rt),
+      compile(layerBackwardGraph(c, dtype), rt),
+      compile(headForwardGraph(c, dtype, chunk), rt),
+      compile(headBackwardGraph(c, dtype, chunk), rt),
+      last ? compile(headBackwardGraph(c, dtype, last), rt) : Promise.resolve(null),
+      compile(normBackwardGraph(c, dtype), rt),
+      compile(lg.graph, rt),
+      ChunkedAdamW.create(o.adamw, { ...rt, dtype, chunk: o.optimizerChunk }),
+    ]);
+    const sessions = { embed, layerFwd, layerBwd, headFwd, headBwd, headBwdLast, normBwd, loss };
+    return new LayeredTrainer(c, specs, w, sessions, opt, lg, dtype, chunk);
+  }
+
+  async step(batch: Batch | readonly Batch[], lr: number): Promise<StepResult> {
+    const batches = Array.isArray(batch) ? batch : [batch as Batch];
+    if (batches.length === 0) throw new Error('LayeredTrainer.step: no micro-batches');
+    const per: Array<Record<string, number>> = [];
+    for (let i = 0; i < batches.length; i++) per.push(await this.backward(batches[i]!, i === 0));
+    const combined = combineMetrics(per, this.loss.combine);
+    const slots = this.slots();
+    const normSq = await this.opt.gradNormSq(slots);
+    const r = await this.opt.step(slots, lr, this.t + 1, normSq, Number.isFinite(combined.loss!));
+    if (r.skipped) {
+      this.skippedInARow++;
+      this.skippedTotal++;
+    } else {
+      this.t++;
+      this.skippedInARow = 0;
+    }
+    const metrics: Record<string, number> = { loss: combined.loss!, grad_norm: r.gradNorm, skipped: r.skipped ? 1 : 0 };
+    for (const n of this.loss.metrics) metrics[n] = combined[n]!;
+    return { loss: combined.loss!, gradNorm: r.gradNorm, skipped: r.skipped, metrics };
+  }
+
+  params(): ParamValues {
+    return Object.fromEntries([...this.w].map(([k, v]) => [k, v.slice()]));
+  }
+
+  paramViews(): Record<string, HostTensor> {
+    return Object.fromEntries(this.paramSpecs.map((p) => [p.name, this.tensor(this.w.get(p.name)!, p.shape)]));
+  }
+
+  /** Views (not copies) of parameters and moments plus t; valid until the next step. */
+  exportState(): { t: number; tensors: Record<string, HostTensor> } {
+    const tensors: Record<string, HostTensor> = {};
+    for (const p of this.paramSpecs) tensors[p.name] = this.tensor(this.w.get(p.name)!, p.shape);
+    for (const p of this.paramSpecs) tensors[`m.${p.name}`] = this.tensor(this.m.get(p.name)!, p.shape);
+    for (const p of this.paramSpecs) tensors[`v.${p.name}`] = this.tensor(this.v.get(p.name)!, p.shape);
+    return { t: this.t, tensors };
+  }
+
+  importState(state: { t: number; tensors: Record<string, HostTensor> }): void {
+    for (const [name, value] of Object.entries(state.tensors)) {
+      const base = name.replace(/^[mv]\./, '');
+      const dst = (name.startsWith('m.') ? this.m : name.startsWith('v.') ? this.v : this.w).get(base);
+      if (!dst || dst.length !== value.data.length) throw new Error(`LayeredTrainer: no state "${name}" of ${value.data.length} elements`);
+      dst.set(value.data as FloatArray);
+    }
+    this.t = state.t;
+  }
+
+  endProfiling(): string | null {
+    return null;
+  }
+
+  async release(): Promise<void> {
+    const all = Object.values(this.s).filter((x): x is Session => x !== null);
+    await Promise.all([...all.map((x) => x.release()), this.opt.release()]);
+  }
+
+  /** Forward and backward of one micro-batch into the gradient buffers; returns its loss and metrics. */
+  private async backward(batch: Batch, first: boolean): Promise<Record<string, number>> {
+    const c = this.c;
+    const model: Batch = {};
+    const lossFeeds: Batch = {};
+    for (const [k, v] of Object.entries(batch)) (MODEL_FEEDS.has(k) ? model : lossFeeds)[k] = v;
+    const { input_ids: ids, attention_mask: mask, position_ids: positions, inv_temperature: invTemp } = model;
+    if (!ids || !mask || !positions || !invTemp) throw new Error('LayeredTrainer: a batch needs input_ids, attention_mask, position_ids and inv_temperature');
+    const seq = { attention_mask: mask, position_ids: positions };
+
+    // forward, keeping each layer's input
+    const hs: HostTensor[] = [(await this.s.embed.run({ [EMBED]: this.view(EMBED), input_ids: ids })).h!];
+    for (let i = 0; i < c.numLayers; i++) hs.push((await this.s.layerFwd.run({ ...this.layerFeeds(i), h: hs[i]!, ...seq }))['h.next']!);
+    const headName = c.tieWordEmbeddings ? EMBED : 'lm_head.weight';
+    const head = await this.s.headFwd.run({ h: hs[c.numLayers]!, [NORM]: this.view(NORM), head: this.view(headName), input_ids: ids, inv_temperature: invTemp });
+    const out = await this.s.loss.run({ logprobs: head.logprobs!, ...lossFeeds });
+
+    // backward
+    const dhn = await this.headBackward(headName, head, out['d.logprobs']!, ids, invTemp, first);
+    const norm = await this.s.normBwd.run({ h: hs[c.numLayers]!, [NORM]: this.view(NORM), dhn });
+    this.write(NORM, norm[`d.${NORM}`]!.data as FloatArray, first);
+    let dh = norm.dh!;
+    for (let i = c.numLayers - 1; i >= 0; i--) dh = await this.layerBackward(i, hs[i]!, seq, dh, first);
+    const dE = this.grads.get(EMBED)!;
+    if (first && !c.tieWordEmbeddings) dE.fill(0);
+    addRows(dE, ids.data as BigInt64Array, dh.data as FloatArray, c.hiddenSize);
+
+    const metrics: Record<string, number> = { loss: Number(out.loss!.data[0]) };
+    for (const n of this.loss.metrics) metrics[n] = Number(out[n]!.data[0]);
+    return metrics;
+  }
+
+  /** head.bwd over every vocabulary chunk: writes (or adds) the head's gradient, returns dhn. */
+  private async headBackward(headName: string, head: Record<string, HostTensor>, dlogp: HostTensor, ids: HostTensor, invTemp: HostTensor, first: boolean): Promise<HostTensor> {
+    const D = this.c.hiddenSize;
+    const V = this.c.vocabSize;
+    const W = this.w.get(headName)!;
+    const dW = this.grads.get(headName)!;
+    const dhn = this.tensor(new (this.dtype === 'float64' ? Float64Array : Float32Array)(head.hn!.data.length), head.hn!.dims);
+    for (let start = 0; start < V; start += this.vocabChunk) {
+      const rows = Math.min(this.vocabChunk, V - start);
+      const session = rows === this.vocabChunk ? this.s.headBwd : this.s.headBwdLast!;
+      const target = first ? dW.subarray(start * D, (start + rows) * D) : this.scratchOf('head', this.vocabChunk * D).subarray(0, rows * D);
+      const feeds = {
+        hn: head.hn!,
+        head_chunk: this.tensor(W.subarray(start * D, (start + rows) * D), [rows, D]),
+        input_ids: ids,
+        lse: head.lse!,
+        'd.logprobs': dlogp,
+        inv_temperature: invTemp,
+        chunk_start: hostTensor('int64', [], BigInt64Array.of(BigInt(start))),
+      };
+      const r = await session.run(feeds, { 'd.head_chunk': this.tensor(target, [rows, D]), dhn: null });
+      if (!first) addInto(dW.subarray(start * D, (start + rows) * D), target);
+      addInto(dhn.data as FloatArray, r.dhn!.data as FloatArray);
+    }
+    return dhn;
+  }
+
+  private async layerBackward(i: number, h: HostTensor, seq: Batch, dhNext: HostTensor, first: boolean): Promise<HostTensor> {
+    const fetches: Record<string, HostTensor | null> = { dh: null };
+    for (const [s, shape] of layerSuffixes(this.c)) {
+      const name = `model.layers.${i}.${s}`;
+      fetches[`d.layer.${s}`] = this.tensor(first ? this.grads.get(name)! : this.scratchOf(s, this.grads.get(name)!.length), shape);
+    }
+    const r = await this.s.layerBwd.run({ ...this.layerFeeds(i), h, ...seq, 'dh.next': dhNext }, fetches);
+    if (!first) for (const [s] of layerSuffixes(this.c)) addInto(this.grads.get(`model.layers.${i}.${s}`)!, this.scratch.get(s)!);
+    return r.dh!;
+  }
+
+  private layerFeeds(i: number): Record<string, HostTensor> {
+    return Object.fromEntries(layerSuffixes(this.c).map(([s, shape]) => [`layer.${s}`, this.tensor(this.w.get(`model.layers.${i}.${s}`)!, shape)]));
+  }
+
+  private write(name: string, d: FloatArray, first: boolean): void {
+    const g = this.grads.get(name)!;
+    if (first) g.set(d);
+    else addInto(g, d);
+  }
+
+  private slots(): FlatSlot[] {
+    return this.paramSpecs.map((p) => ({ name: p.name, p: this.w.get(p.name)!, g: this.grads.get(p.name)!, m: this.m.get(p.name)!, v: this.v.get(p.name)!, weightDecay: p.weightDecay }));
+  }
+
+  private view(name: string): HostTensor {
+    return this.tensor(this.w.get(name)!, this.paramSpecs.find((p) => p.name === name)!.shape);
+  }
+
+  private tensor(data: FloatArray, dims: readonly number[]): HostTensor {
+    return hostTensor(this.dtype, dims, data);
+  }
+
+  private scratchOf(key: string, n: number): FloatArray {
+    let s = this.scratch.get(key);
+    if (!s || s.length < n) this.scratch.set(key, (s = new (this.dtype === 'float64' ? Float64Array : Float32Array)(n)));
+    return s.subarray(0, n);
+  }
+}
+
+function addInto(dst: FloatArray, src: FloatArray): void {
+  for (let i = 0; i < dst.length; i++) dst[i]! += src[i]!;
+}
+
+/** dE[ids[n]] += dh[n] for every token n: the embedding lookup's backward. */
+function addRows(dE: FloatArray, ids: BigInt64Array, dh: FloatArray, D: number): void {
+  for (let n = 0; n < ids.length; n++) {
+    const row = Number(ids[n]) * D;
+    for (let d = 0; d < D; d++) dE[row + d]! += dh[n * D + d]!;
+  }
+}

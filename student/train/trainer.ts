@@ -1,0 +1,50 @@
+// The student's trainer, fused or layered, behind the engine's StepTrainer interface.
+//
+// `fused` (engine/train/trainer.ts): forward + backward + AdamW in one graph, state double-buffered.
+// Fastest for small models; holds about 2 × 12 B/param of state plus whole-model temporaries.
+// `layered` (layered.ts): a chain of per-layer sessions over one copy of the state, ≈ 16 B/param
+// plus activations; what real-size students need. `auto` picks layered from LAYERED_FROM_PARAMS on.
+// Both compute the same loss with the same AdamW; they agree to float rounding (layered.test.ts).
+
+import type { AdamWConfig } from '../../engine/optim/adamw.ts';
+import type { RuntimeOptions } from '../../engine/runtime/session.ts';
+import { type ParamValues, type StepTrainer, Trainer } from '../../engine/train/trainer.ts';
+import { type ModelConfig, paramCount } from '../model/config.ts';
+import { LayeredTrainer } from './layered.ts';
+import type { PolicyLossOptions } from './policy.ts';
+import { buildPolicyTrainStep, buildSftTrainStep, policyLossOnLogprobs, sftLossOnLogprobs } from './step.ts';
+
+export type TrainStepKind = 'auto' | 'fused' | 'layered';
+export const TRAIN_STEP_KINDS: readonly TrainStepKind[] = ['auto', 'fused', 'layered'];
+
+/** Parameter count from which `auto` chooses the layered step (the 40M-with-151k-vocab shape and up). */
+export const LAYERED_FROM_PARAMS = 20_000_000;
+
+export interface StudentTrainerOptions {
+  objective: 'policy' | 'sft';
+  loss?: PolicyLossOptions;
+  weightDecay?: number;
+  adamw?: Partial<AdamWConfig>;
+  /** Fused only: build the accumulation graphs (the layered step always accepts micro-batches). */
+  microBatches?: boolean;
+  kind?: TrainStepKind;
+  dtype?: 'float32' | 'float64';
+  /** Layered only: take ownership of the weight arrays instead of copying them. */
+  adopt?: boolean;
+  runtime?: RuntimeOptions;
+}
+
+export function chooseTrainStep(c: ModelConfig, kind: TrainStepKind = 'auto'): 'fused' | 'layered' {
+  if (!TRAIN_STEP_KINDS.includes(kind)) throw new Error(`unknown train step "${kind}"; choose from ${TRAIN_STEP_KINDS.join(', ')}`);
+  return kind === 'auto' ? (paramCount(c) >= LAYERED_FROM_PARAMS ? 'layered' : 'fused') : kind;
+}
+
+export async function createStudentTrainer(c: ModelConfig, init: ParamValues, o: StudentTrainerOptions): Promise<StepTrainer> {
+  const common = { weightDecay: o.weightDecay, adamw: o.adamw, dtype: o.dtype };
+  if (chooseTrainStep(c, o.kind) === 'layered') {
+    const objective = o.objective === 'policy' ? policyLossOnLogprobs({ ...common, loss: o.loss }) : sftLossOnLogprobs(common);
+    return LayeredTrainer.create(c, objective, init, { ...common, adopt: o.adopt, runtime: o.runtime });
+  }
+  const spec = o.objective === 'policy' ? buildPolicyTrainStep(c, { ...common, loss: o.loss, microBatches: o.microBatches }) : buildSftTrainStep(c, { ...common, microBatches: o.microBatches });
+  return Trainer.create(spec, init, o.runtime);
+}
