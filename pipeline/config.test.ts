@@ -52,7 +52,7 @@ function assertProblem(input: unknown, expected: string | RegExp): void {
 
 test('a minimal config gets every default, the task reward and the only teacher as default route', () => {
   const c = parseRunConfig(minimal(), 'min.json');
-  assert.deepEqual(c.run, { outDir: 'runs', seed: 0, steps: 100, evalEvery: 25, evalPrompts: 200, checkpointEvery: 50, keepCheckpoints: 3, maxConsecutiveSkips: 3 });
+  assert.deepEqual(c.run, { outDir: 'runs', seed: 0, steps: 100, evalEvery: 25, evalPrompts: 200, accuracyThreshold: 1, checkpointEvery: 50, keepCheckpoints: 3, maxConsecutiveSkips: 3 });
   assert.deepEqual(c.teachers, [{ id: 'teacher', kind: 'local', path: 'models/t', temperature: 1 }]);
   assert.deepEqual(c.routing, { byTag: {}, defaultTeacher: 'teacher' });
   assert.deepEqual(c.data, { task: 'arithmetic', taskConfig: {}, testSize: 500, onTooLong: 'reject', maxRejectFraction: 0.01 });
@@ -189,6 +189,7 @@ const RULE_CASES: { rule: string; patch: Record<string, unknown>; problem: RegEx
   { rule: 'task data', patch: { data: { task: 'arithmetic', taskConfig: { digits: 12 } } }, problem: /^data\.taskConfig: task arithmetic: invalid config/ },
   { rule: 'task data', patch: { data: { task: 'arithmetic', testSize: 50 } }, problem: /^run\.evalPrompts: 200 is more than data\.testSize = 50 test prompts/ },
   { rule: 'task data', patch: { data: { task: 'arithmetic', trainSize: 4 } }, problem: /^data\.trainSize: 4 train prompts cannot fill a step of rollout\.promptsPerStep = 8$/ },
+  { rule: 'held-out file', patch: { data: { path: 'p.jsonl', test: './p.jsonl' }, rewards: [{ type: 'numeric_match' }] }, problem: /^data\.test: "\.\/p\.jsonl" is the train file data\.path: held-out prompts must never be trained on/ },
   { rule: 'rewards', patch: { data: { path: 'p.jsonl' } }, problem: /^rewards: a prompt file has no task to take a reward from/ },
   { rule: 'rewards', patch: { rewards: [{ type: 'numeric_match', tolerence: 1 }] }, problem: /^rewards\[0\]: reward numeric_match: invalid config; .*tolerence/ },
 ];

@@ -1,5 +1,7 @@
-// Held-out evaluation: decode every prompt of a task split (greedy by default), then score each
-// completion two ways — the task's reward (its reward terms, `combine`d) and exact correctness.
+// Held-out evaluation: decode every prompt of a held-out set (greedy by default), then score each
+// completion two ways — a reward and a correctness rule. `evaluate` is a built-in task's split
+// scored with the task's reward and exact answers; `evaluateRecords` is any records (a prompt
+// file's test split) with any reward, e.g. the run's own, and any rule, e.g. reward ≥ a threshold.
 //
 // Contracts:
 // - Prompts are encoded as SFT encodes them (tok.encode: the tokenizer's own specials, e.g. BOS),
@@ -9,14 +11,15 @@
 // - Correct ⇔ extractAnswer(completion) is a plain decimal number ("-12", "3.5") numerically equal
 //   to record.answer. Stricter than numeric_match, which takes the first number anywhere in the
 //   answer part ("12 apples" is rewarded, not correct): accuracy counts exact answers only. A
-//   non-numeric answer (no built-in task has one) must match the answer part exactly.
+//   non-numeric answer (no built-in task has one) must match the answer part exactly. Data with
+//   no exact answer (a prompt file scored by a user reward) uses rewardAtLeast(threshold) instead.
 // - One Generator for the whole evaluation (its sessions are compiled once); a Generator passed in
 //   is reused and left open, so a training loop can evaluate with its own.
 // - temperature > 0 samples with an Rng seeded from `seed`; the default 0 is greedy and needs none.
 // Leaves out: pass@k / several samples per prompt, chat templates (built-in tasks are raw prompts).
 
 import { Rng } from '../engine/rng.ts';
-import { combine } from '../data/rewards/index.ts';
+import { combine, type RewardFn } from '../data/rewards/index.ts';
 import { extractAnswer } from '../data/tasks/answer.ts';
 import type { Split, Task, TaskRecord } from '../data/tasks/types.ts';
 import type { Tokenizer } from '../data/tokenizer/types.ts';
@@ -28,15 +31,25 @@ import type { Weights } from '../student/model/weights.ts';
 /** What to evaluate: loaded weights, a live weight source (e.g. a trainer's), or an open Generator. */
 export type EvalModel = Generator | { config: ModelConfig; weights: Weights | WeightSource };
 
-export interface EvalOptions {
-  /** Split to draw from; default 'test' (held out from every train seed by construction). */
-  split?: Split;
-  /** Number of problems (distinct prompts). */
-  n: number;
-  /** Seed of task.generate (and of sampling when temperature > 0). */
+/** When a completion counts as correct, given the reward it got. */
+export type CorrectFn = (record: TaskRecord, completion: string, reward: number) => boolean;
+
+/** What a held-out set is scored with. */
+export interface Scoring {
+  reward: RewardFn;
+  correct: CorrectFn;
+}
+
+/** Built-in tasks: the completion's answer part is exactly the record's answer (isCorrect). */
+export const exactAnswer: CorrectFn = (record, completion) => isCorrect(completion, record.answer);
+
+/** Data without an exact-answer check (a prompt file and a user reward): correct ⇔ reward ≥ threshold. */
+export const rewardAtLeast = (threshold: number): CorrectFn => (_record, _completion, reward) => reward >= threshold;
+
+/** How to decode and report a held-out set. */
+export interface DecodeOptions {
+  /** Seed of sampling when temperature > 0 (and, in `evaluate`, of task.generate). */
   seed: number;
-  /** Explicit records instead of task.generate(split, n, seed); n and split are then ignored. */
-  records?: readonly TaskRecord[];
   /** Prompts per generate call; default 64. */
   batchSize?: number;
   /** Most completion tokens per prompt (EOS included); default 16. */
@@ -47,6 +60,17 @@ export interface EvalOptions {
   keepSamples?: number;
   /** Runtime of the Generator built here (ignored when a Generator is passed). */
   runtime?: GeneratorOptions;
+  /** Called after each batch with the problems done so far and the total (a progress bar). */
+  onBatch?: (done: number, total: number) => void;
+}
+
+export interface EvalOptions extends DecodeOptions {
+  /** Split to draw from; default 'test' (held out from every train seed by construction). */
+  split?: Split;
+  /** Number of problems (distinct prompts). */
+  n: number;
+  /** Explicit records instead of task.generate(split, n, seed); n and split are then ignored. */
+  records?: readonly TaskRecord[];
 }
 
 /** One evaluated problem. */
@@ -63,9 +87,9 @@ export interface EvalSample {
 }
 
 export interface EvalResult {
-  /** Fraction of problems answered exactly (isCorrect), in [0, 1]. */
+  /** Fraction of problems the correctness rule accepts (exact answers for tasks), in [0, 1]. */
   accuracy: number;
-  /** Mean of the task's combined reward over the problems. */
+  /** Mean reward over the problems. */
   meanReward: number;
   n: number;
   correct: number;
@@ -89,13 +113,17 @@ export function isCorrect(completion: string, answer: string): boolean {
   return PLAIN_NUMBER.test(got) && Number(got) === Number(want);
 }
 
-/** Decode `task`'s held-out prompts with `model` and score them; see the file header. */
+/** Decode `task`'s held-out prompts with `model` and score them with the task's reward and exact answers. */
 export async function evaluate(model: EvalModel, tok: Tokenizer, task: Task, o: EvalOptions): Promise<EvalResult> {
+  const records = o.records ?? task.generate(o.split ?? 'test', o.n, o.seed);
+  return evaluateRecords(model, tok, records, { reward: await combine(task.reward, { tokenizer: tok }), correct: exactAnswer }, o);
+}
+
+/** Decode `records` with `model` and score each completion with `scoring`; see the file header. */
+export async function evaluateRecords(model: EvalModel, tok: Tokenizer, records: readonly TaskRecord[], scoring: Scoring, o: DecodeOptions): Promise<EvalResult> {
   const { batchSize = 64, maxNewTokens = 16, temperature = 0, keepSamples = 5 } = o;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`evaluate: batchSize must be an integer >= 1, got ${batchSize}`);
-  const records = o.records ?? task.generate(o.split ?? 'test', o.n, o.seed);
   if (records.length === 0) throw new Error('evaluate: no records to evaluate');
-  const reward = await combine(task.reward, { tokenizer: tok });
   const own = !(model instanceof Generator);
   const gen = own ? await Generator.create(model.config, asSource(model.config, model.weights), o.runtime) : model;
   const stops = stopTokenIds(tok, gen.config);
@@ -110,16 +138,20 @@ export async function evaluate(model: EvalModel, tok: Tokenizer, task: Task, o: 
       const out = await gen.generate(batch.map((r) => tok.encode(r.prompt)), { maxNewTokens, temperature, stopTokenIds: stops, rng, padId });
       for (const [i, r] of batch.entries()) {
         const completion = tok.decode(out[i]!.tokens, { skipSpecialTokens: true });
-        samples.push({
-          id: r.id, prompt: r.prompt, completion, answer: r.answer,
-          correct: isCorrect(completion, r.answer), reward: await reward(r.prompt, completion, r), truncated: out[i]!.truncated,
-        });
+        const reward = await scoring.reward(r.prompt, completion, r);
+        samples.push({ id: r.id, prompt: r.prompt, completion, answer: r.answer, correct: scoring.correct(r, completion, reward), reward, truncated: out[i]!.truncated });
       }
+      o.onBatch?.(samples.length, records.length);
     }
   } finally {
     if (own) await gen.release();
   }
   return summarize(records, samples, keepSamples, (performance.now() - t0) / 1000);
+}
+
+/** One JSON line per sample (id, prompt, completion, answer, reward, correct, truncated): what an evaluation file holds. */
+export function samplesJsonl(samples: readonly EvalSample[]): string {
+  return samples.map((s) => JSON.stringify(s) + '\n').join('');
 }
 
 function asSource(c: ModelConfig, w: Weights | WeightSource): WeightSource {

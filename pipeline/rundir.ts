@@ -8,6 +8,10 @@
 //     shards/         Arrow shards + manifest.json (data/store/shards.ts)
 //     checkpoints/    step-NNNNNN/ directories (pipeline/checkpoint.ts)
 //     report/         HTML + plots
+//     eval-before.json held-out accuracy and reward of the student before training (and the teacher)
+//     eval/           every held-out completion with its reward and verdict: before.jsonl,
+//                     teacher-<id>.jsonl, step-NNNNNN.jsonl (in-run evaluations), after.jsonl
+//     rejects*.jsonl  prompt-file records that were not loaded (data/sources)
 //     summary.json    the final numbers
 //
 // Every whole-file write goes through atomicWriteFile (temp name, fsync, rename, fsync dir). Metrics are
@@ -34,6 +38,8 @@ export interface RunDir {
   shards: string;
   checkpoints: string;
   report: string;
+  /** Held-out completions, one JSONL file per evaluation (created when first written). */
+  eval: string;
   summary: string;
 }
 
@@ -43,7 +49,7 @@ export function runDirPaths(dir: string): RunDir {
   const at = (f: string) => path.join(d, f);
   return {
     dir: d, name: path.basename(d), config: at('config.json'), metrics: at('metrics.jsonl'), log: at('log.jsonl'),
-    shards: at('shards'), checkpoints: at('checkpoints'), report: at('report'), summary: at('summary.json'),
+    shards: at('shards'), checkpoints: at('checkpoints'), report: at('report'), eval: at('eval'), summary: at('summary.json'),
   };
 }
 

@@ -3,6 +3,7 @@
 // saying what is wrong and what would fix it. They run only once every field is individually valid
 // (zod skips refinements after a field error), so they can trust types and ranges.
 
+import { resolve } from 'node:path';
 import { rewardTypes, REWARDS } from '../../data/rewards/combine.ts';
 import { createTask } from '../../data/tasks/registry.ts';
 import { GROUP_MODES } from '../algo/advantages.ts';
@@ -140,6 +141,13 @@ export const RULES: readonly Rule[] = [
       if (c.run.evalPrompts > c.data.testSize) report(['run', 'evalPrompts'], `${c.run.evalPrompts} is more than data.testSize = ${c.data.testSize} test prompts; lower it or raise data.testSize`);
       const n = c.data.trainSize;
       if (n !== undefined && n < c.rollout.promptsPerStep) report(['data', 'trainSize'], `${n} train prompts cannot fill a step of rollout.promptsPerStep = ${c.rollout.promptsPerStep}`);
+    },
+  },
+  {
+    about: 'file data: the held-out file is not the train file',
+    check(c, report) {
+      if ('path' in c.data && typeof c.data.test === 'string' && resolve(c.data.test) === resolve(c.data.path))
+        report(['data', 'test'], `"${c.data.test}" is the train file data.path: held-out prompts must never be trained on; give a separate file or a fraction, e.g. 0.1`);
     },
   },
   {

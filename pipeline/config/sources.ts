@@ -25,7 +25,11 @@ export const RunSection = z
     seed: count(0).default(0).describe('Seed of every RNG in the run: prompt order, sampling, init (integer)'),
     steps: count(1).default(100).describe('Training steps (optimizer updates of the policy loop, count)'),
     evalEvery: count(0).default(25).describe('Steps between held-out evaluations (0 = only after the last step)'),
-    evalPrompts: count(1).default(200).describe('Held-out prompts per evaluation (count, greedy decoding)'),
+    evalPrompts: count(1).default(200).describe('Held-out prompts per evaluation (count, greedy decoding); a prompt file evaluates the first this many of data.test'),
+    accuracyThreshold: z
+      .number()
+      .default(1)
+      .describe('Prompt-file data: a completion counts as correct when its reward ≥ this (reward units); built-in tasks count exact answers'),
     checkpointEvery: count(1).default(50).describe('Steps between checkpoints (the last step always checkpoints)'),
     keepCheckpoints: count(1).default(3).describe('Checkpoints kept on disk, newest first (count)'),
     maxConsecutiveSkips: count(1)
@@ -124,6 +128,10 @@ const FileData = z
       .prefault({})
       .describe('Which column/key holds each record field'),
     requireAnswer: z.boolean().default(true).describe('A record without an answer is a reject (false: its answer is "")'),
+    test: z
+      .union([z.number().gt(0).lt(1), nonEmpty()])
+      .optional()
+      .describe('Held-out split, never trained on: a prompt file read like path (path), or the fraction of path held out by run.seed (fraction in (0, 1)); default: none, no held-out evaluation'),
     ...sourceCommon,
   })
   .describe('Prompts from a file');

@@ -77,9 +77,10 @@ export interface OpdJob {
   teachers?: TeacherSet;
   prompts: readonly TaskRecord[];
   reward: RewardFn;
-  correct?: (record: TaskRecord, completion: string) => boolean;
-  /** Held-out evaluation of the current weights through the loop's own generator (greedy; draws no randomness). */
-  heldOut?: (generator: Generator) => Promise<{ accuracy: number; reward: number }>;
+  /** Whether a rollout counts as correct (exact answer, or reward ≥ a threshold); absent: no batch accuracy. */
+  correct?: (record: TaskRecord, completion: string, reward: number) => boolean;
+  /** Held-out evaluation of the current weights after `step`, through the loop's own generator (greedy; draws no randomness). */
+  heldOut?: (generator: Generator, step: number) => Promise<{ accuracy: number; reward: number }>;
   settings: OpdSettings;
 }
 
@@ -187,7 +188,7 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
     if (pending) await pending; // step+1's rollouts are stored before this step can be checkpointed
     const t3 = performance.now();
     const evalDue = job.heldOut && (step === s.steps || (s.evalEvery && step % s.evalEvery === 0));
-    const ev = evalDue ? await job.heldOut!(generator) : null;
+    const ev = evalDue ? await job.heldOut!(generator, step) : null;
     const t4 = performance.now();
     const tokens = p.ro.tokens.prompt + p.ro.tokens.completion;
     const metrics: Record<string, number> = {

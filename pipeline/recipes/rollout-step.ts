@@ -33,8 +33,8 @@ export interface RolloutDeps {
   generator: Generator;
   tokenizer: Tokenizer;
   reward: RewardFn;
-  /** Task answer check; absent when the data has no notion of correctness. */
-  correct?: (record: TaskRecord, completion: string) => boolean;
+  /** Whether a rollout counts as correct, given its reward; absent when the data has no notion of correctness. */
+  correct?: (record: TaskRecord, completion: string, reward: number) => boolean;
   /** Null for pure GRPO (no teacher term). */
   teacher: Teacher | null;
   /** Several teachers, chosen per prompt by its tag (multi-teacher OPD); replaces `teacher`. */
@@ -88,7 +88,7 @@ export async function rolloutStage(records: readonly TaskRecord[], d: RolloutDep
       logprobs: c.logprobs.map(Math.fround),
       truncated: c.truncated,
       reward: rw.rewards[i]!,
-      correct: d.correct?.(records[p]!, texts[i]!),
+      correct: d.correct?.(records[p]!, texts[i]!, rw.rewards[i]!),
       teacherLogprobs: ts.scores?.[i]!.logprobs.map(Math.fround),
     });
   });

@@ -5,16 +5,19 @@
 // student, the teacher(s) behind the shared score cache (<outDir>/score-cache), the prompts and
 // the rewards, check the tokenizers agree, then run the loop with checkpoints and metrics on disk,
 // held-out evaluations on the run.evalEvery cadence, and at the end summary.json and the report.
+// Held-out evaluation takes one path for every kind of data (pipeline/run-data.ts): a task's test
+// split or a prompt file's data.test, scored with the run's own rewards; each evaluation's
+// completions are kept in <run>/eval/ (before, teacher-<id>, step-NNNNNN, after).
 // SIGTERM / SIGINT / SIGHUP: the current step finishes, a checkpoint is committed, the log is
 // flushed and the command exits 143 / 130 / 129 (a second signal exits at once); `opd run` again
 // resumes (R13). After SIGHUP (the terminal closed) console writes may fail and are ignored.
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { atomicWriteFile } from '../../../engine/io/atomic.ts';
 import { join, resolve } from 'node:path';
 import { combine } from '../../../data/rewards/index.ts';
-import { loadPrompts } from '../../../data/sources/index.ts';
-import { createTask, type Task, type TaskRecord } from '../../../data/tasks/registry.ts';
+import type { TaskRecord } from '../../../data/tasks/types.ts';
 import { loadTokenizer } from '../../../data/tokenizer/hf.ts';
 import { initModelDir, tinyConfig } from '../../../student/model/init.ts';
 import { loadModelDir } from '../../../student/model/weights.ts';
@@ -24,14 +27,15 @@ import { LocalTeacher } from '../../../teacher/local.ts';
 import { preflight } from '../../../teacher/preflight.ts';
 import type { Teacher } from '../../../teacher/types.ts';
 import { type RunConfig, blendSpec, loadRunConfig, parseRunConfig, policyLossOptions } from '../../config.ts';
-import { evaluate, isCorrect } from '../../eval.ts';
+import { type EvalModel, type EvalResult, type Scoring, evaluateRecords, samplesJsonl } from '../../eval.ts';
+import { loadRunData } from '../../run-data.ts';
 import { writeReport } from '../../report.ts';
 import { createLogger, flushLogger } from '../../log.ts';
 import { createProgress } from '../../progress.ts';
 import type { TeacherSet } from '../../recipes/rollout-step.ts';
 import type { OpdJob, OpdSettings } from '../../recipes/opd.ts';
 import { runPersisted } from '../../recipes/persisted.ts';
-import { checkResumeConfig, openRunDir, readFrozenConfig, readMetrics, runDirPaths, writeFrozenConfig } from '../../rundir.ts';
+import { type RunDir, checkResumeConfig, openRunDir, readFrozenConfig, readMetrics, runDirPaths, writeFrozenConfig } from '../../rundir.ts';
 import { flag, str } from '../args.ts';
 import type { Command, Values } from '../command.ts';
 
@@ -95,15 +99,6 @@ async function studentDir(c: RunConfig, runDir: string): Promise<string> {
   return dir;
 }
 
-async function prompts(c: RunConfig, tokenizer: Awaited<ReturnType<typeof loadTokenizer>>, runDir: string): Promise<{ train: TaskRecord[]; correct?: OpdJob['correct'] }> {
-  if ('task' in c.data) {
-    const task = createTask(c.data.task, c.data.taskConfig);
-    return { train: task.generate('train', c.data.trainSize ?? c.rollout.promptsPerStep * c.run.steps, c.run.seed), correct: (r, text) => isCorrect(text, r.answer) };
-  }
-  const loaded = await loadPrompts(c.data.path, { fields: c.data.fields, maxRejectFraction: c.data.maxRejectFraction, onTooLong: c.data.onTooLong, maxPromptLength: c.data.maxPromptTokens, tokenizer, rejectsFile: join(runDir, 'rejects.jsonl') });
-  return { train: loaded.records };
-}
-
 /** What a finished (or stopped) run reports; also written to <run>/summary.json when it finishes. */
 export interface RunSummary {
   run_dir: string;
@@ -118,6 +113,10 @@ export interface RunSummary {
   student_before_reward?: number;
   student_after_accuracy?: number;
   student_after_reward?: number;
+  /** Held-out prompts each evaluation decoded (absent: the data has no held-out split). */
+  eval_prompts?: number;
+  /** Prompt files: accuracy counts completions with reward ≥ this; absent for tasks (exact answers). */
+  accuracy_threshold?: number;
 }
 
 export interface RunJobOptions {
@@ -156,10 +155,11 @@ export async function runJob(c: RunConfig, runDir: string, opts: RunJobOptions =
       const pf = preflight({ tokenizer, vocabRows: student.config.vocabSize }, { tokenizer: await loadTokenizer(t.tokenizer ?? t.path), vocabRows: teacher.identity.vocabSize });
       pf.notes.forEach((n) => log.info(`teacher ${t.id}: ${n}`));
     }
-    const data = await prompts(c, tokenizer, run.dir);
+    const data = await loadRunData(c, tokenizer, { rejectsDir: run.dir });
+    data.notes.forEach((n) => (n.startsWith('warning: ') ? log.warn(n.slice(9)) : log.info(n)));
     const reward = await combine(c.rewards);
-    const task: Task | null = 'task' in c.data ? createTask(c.data.task, c.data.taskConfig) : null;
-    const evalOpts = { n: c.run.evalPrompts, seed: c.run.seed, maxNewTokens: c.rollout.maxNewTokens, runtime: { device: c.runtime.device, threads: c.runtime.threads } };
+    const score = data.test.length ? heldOutScorer(c, run, { reward, correct: data.correct }, data.test) : null;
+    if (!score) log.warn(`data.path ${'path' in c.data ? c.data.path : ''} has no held-out split: no held-out evaluation (run.evalEvery is unused); set data.test to a file or a fraction, e.g. 0.1`);
     const job: OpdJob = {
       student: { config: student.config, weights: student.weights, tokenizer },
       teacher: teachers.single,
@@ -167,16 +167,16 @@ export async function runJob(c: RunConfig, runDir: string, opts: RunJobOptions =
       prompts: data.train,
       reward,
       correct: data.correct,
-      heldOut: task
-        ? async (gen) => {
-            const r = await evaluate(gen, tokenizer, task, evalOpts);
+      heldOut: score
+        ? async (gen, step) => {
+            const r = await score(gen, tokenizer, `step-${String(step).padStart(6, '0')}`);
             return { accuracy: r.accuracy, reward: r.meanReward };
           }
         : undefined,
       settings: settingsOf(c),
     };
     log.info(`run ${run.dir}: ${c.run.steps} steps, ${c.rollout.promptsPerStep} prompts × G=${c.rollout.groupSize}, blend ${c.algo.blend.mode}${c.runtime.oneStepStale ? ', one-step-stale' : ''}`);
-    const heldOut = task ? await heldOutEval(c, task, run.dir, student, tokenizer, (m) => log.info(m)) : null;
+    const heldOut = score ? await heldOutEval(c, score, run.dir, student, tokenizer, (m) => log.info(m)) : null;
     const result = await runPersisted(run, job, {
       checkpointEvery: c.run.checkpointEvery,
       keepLast: c.run.keepCheckpoints,
@@ -198,7 +198,10 @@ export async function runJob(c: RunConfig, runDir: string, opts: RunJobOptions =
     progress.stop();
     await result.close();
     await Promise.all(teachers.all.map((t) => t.close()));
-    const summary: RunSummary = { run_dir: run.dir, steps: result.state.step, skipped_total: result.state.skippedTotal, wall_s: (performance.now() - t0) / 1e3, ...heldOut?.before };
+    const summary: RunSummary = {
+      run_dir: run.dir, steps: result.state.step, skipped_total: result.state.skippedTotal, wall_s: (performance.now() - t0) / 1e3, ...heldOut?.before,
+      ...(score ? { eval_prompts: data.test.length, ...(data.accuracyThreshold === undefined ? {} : { accuracy_threshold: data.accuracyThreshold }) } : {}),
+    };
     if (result.stopped) {
       log.warn(`stopped by ${stopSignal} after step ${result.state.step}/${c.run.steps}; checkpoint committed. Continue with: opd resume ${run.dir}`);
       return { ...summary, stopped_by: stopSignal };
@@ -207,7 +210,7 @@ export async function runJob(c: RunConfig, runDir: string, opts: RunJobOptions =
     writeFileSync(join(run.dir, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
     log.info(`report: ${writeReport(run.dir, tokenizer)}`);
     if (heldOut)
-      log.info(`held-out accuracy (${c.run.evalPrompts} problems): teacher ${fmt(summary.teacher_accuracy)}, student before ${fmt(summary.student_before_accuracy)}, after ${fmt(summary.student_after_accuracy)}`);
+      log.info(`held-out accuracy (${data.accuracyRule}, ${data.test.length} prompts): teacher ${fmt(summary.teacher_accuracy)}, student before ${fmt(summary.student_before_accuracy)}, after ${fmt(summary.student_after_accuracy)}`);
     return summary;
   } finally {
     progress.stop();
@@ -273,24 +276,37 @@ export const resume: Command = {
 
 const fmt = (x: unknown) => (typeof x === 'number' ? x.toFixed(3) : 'n/a');
 
+type Tok = Awaited<ReturnType<typeof loadTokenizer>>;
+type HeldOutScorer = (model: EvalModel, tok: Tok, name: string) => Promise<EvalResult>;
+
+/** One held-out evaluation (greedy) of the run's held-out records, its completions kept in <run>/eval/<name>.jsonl. */
+function heldOutScorer(c: RunConfig, run: RunDir, scoring: Scoring, test: readonly TaskRecord[]): HeldOutScorer {
+  const opts = { seed: c.run.seed, maxNewTokens: c.rollout.maxNewTokens, keepSamples: Infinity, runtime: { device: c.runtime.device, threads: c.runtime.threads } };
+  return async (model, tok, name) => {
+    const r = await evaluateRecords(model, tok, test, scoring, opts);
+    await mkdir(run.eval, { recursive: true });
+    await atomicWriteFile(join(run.eval, `${name}.jsonl`), Buffer.from(samplesJsonl(r.samples)));
+    return r;
+  };
+}
+
 /**
  * Held-out accuracy and reward (greedy) of the teacher(s') first local model and of the student
  * before training, computed once per run and kept in eval-before.json so a resumed run reports the
- * same numbers. Task data only (prompt files have no held-out split).
+ * same numbers.
  */
-async function heldOutEval(c: RunConfig, task: Task, runDir: string, student: Awaited<ReturnType<typeof loadModelDir>>, tok: Awaited<ReturnType<typeof loadTokenizer>>, log: (m: string) => void) {
-  const opts = { n: c.run.evalPrompts, seed: c.run.seed, maxNewTokens: c.rollout.maxNewTokens, runtime: { device: c.runtime.device, threads: c.runtime.threads } };
+async function heldOutEval(c: RunConfig, score: HeldOutScorer, runDir: string, student: Awaited<ReturnType<typeof loadModelDir>>, tok: Tok, log: (m: string) => void) {
   const file = join(runDir, 'eval-before.json');
   let before: Record<string, number>;
   if (existsSync(file)) before = JSON.parse(readFileSync(file, 'utf8')) as Record<string, number>;
   else {
-    log(`evaluating on ${opts.n} held-out prompts`);
-    const s = await evaluate(student, tok, task, opts);
+    log('evaluating the student (and a local teacher) on the held-out prompts');
+    const s = await score(student, tok, 'before');
     before = { student_before_accuracy: s.accuracy, student_before_reward: s.meanReward };
     const t = c.teachers.find((x) => x.kind === 'local' && !x.path.endsWith('.onnx'));
     if (t?.kind === 'local') {
       const [tm, ttok] = await Promise.all([loadModelDir(t.path), loadTokenizer(t.tokenizer ?? t.path)]);
-      const r = await evaluate(tm, ttok, task, opts);
+      const r = await score(tm, ttok, `teacher-${t.id}`);
       Object.assign(before, { teacher_accuracy: r.accuracy, teacher_reward: r.meanReward });
     }
     writeFileSync(file, JSON.stringify(before) + '\n');
@@ -298,7 +314,7 @@ async function heldOutEval(c: RunConfig, task: Task, runDir: string, student: Aw
   return {
     before,
     after: async (weights: Record<string, Float32Array | Float64Array>) => {
-      const r = await evaluate({ config: student.config, weights: new Map(Object.entries(weights) as Array<[string, Float32Array]>) }, tok, task, opts);
+      const r = await score({ config: student.config, weights: new Map(Object.entries(weights) as Array<[string, Float32Array]>) }, tok, 'after');
       return { student_after_accuracy: r.accuracy, student_after_reward: r.meanReward };
     },
   };
