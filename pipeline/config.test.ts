@@ -271,15 +271,15 @@ test('overrides of paths the schema does not have are refused with the closest k
   refused('rollout..groupSize=3', /expected PATH=VALUE/);
 });
 
-test('loadRunConfig reads a file and applies overrides; a bad value from an override is a normal config error', () => {
+test('loadRunConfig reads a file and applies overrides; a bad value from an override is reported against that override', () => {
   const c = loadRunConfig('examples/arithmetic.json', ['rollout.groupSize=4', 'algo.blend.mode=grpo']);
   assert.equal(c.rollout.groupSize, 4);
   assert.equal(c.algo.blend.mode, 'grpo');
   assert.throws(() => loadRunConfig('examples/arithmetic.json', ['algo.blend.mode=additiv']), {
     name: 'ConfigError',
-    message: 'examples/arithmetic.json: algo.blend.mode: "additiv" is not one of additive | replace | grpo | loss | masked',
+    message: '--set algo.blend.mode=additiv: algo.blend.mode: "additiv" is not one of additive | replace | grpo | loss | masked',
   });
-  assert.throws(() => loadRunConfig('examples/missing.json'), { name: 'ConfigError', message: /^examples\/missing\.json: cannot read a JSON config/ });
+  assert.throws(() => loadRunConfig('examples/missing.json'), { name: 'ConfigError', message: /^examples\/missing\.json: no such config file \(resolved to \/.*examples\/missing\.json\)$/ });
 });
 
 // ---- the examples, the docs, and the views -----------------------------------------------------------
@@ -308,8 +308,9 @@ test('configDoc documents every field once, each with a doc and its default', ()
   for (const p of ['run.maxConsecutiveSkips', 'routing.byTag', 'loss.refKl.beta', 'train.optimizer.maxGradNorm', 'runtime.oneStepStale', 'data.fields.prompt'])
     assert.ok(row(p), `missing row ${p}`);
   const md = configDoc();
-  assert.match(md, /^\| field \| type \| default \| doc \|\n\| --- \| --- \| --- \| --- \|\n/);
-  assert.match(md, /\| `algo\.blend\.mode` \| additive \\\| replace \\\| grpo \\\| loss \\\| masked \| `"additive"` \| /);
+  assert.match(md, /\n### `rollout`\n\nSampling the student: G rollouts per prompt\n\n\| field \| type \| default \| unit \| meaning \|\n\| --- \| --- \| --- \| --- \| --- \|\n/);
+  assert.match(md, /\| `algo\.blend\.mode` \| additive \\\| replace \\\| grpo \\\| loss \\\| masked \| `"additive"` \|  \| /);
+  assert.match(md, /\| `rollout\.maxNewTokens` \| integer ≥ 1 \| `256` \| tokens \| /);
 });
 
 test('blendSpec and policyLossOptions carry only what the mode uses', () => {

@@ -7,18 +7,24 @@
 //
 // Sections live in pipeline/config/: sources.ts (run, student, teachers, routing, data, rewards),
 // training.ts (rollout, algo, loss, train, runtime), rules.ts (cross-field rules), errors.ts (messages),
-// overrides.ts (--set), doc.ts (the README table), introspect.ts (reading the schema back as data).
+// overrides.ts (--set), doc.ts (docs/config.md's tables), init.ts (`opd config --init`), jsonc.ts
+// (comments in config files), paths.ts (input paths, resolved against the current directory),
+// introspect.ts (reading the schema back as data).
 // Two fields are completed after validation, so the saved config says what actually ran: `rewards`
 // (empty = the task's reward terms) and `routing.defaultTeacher` (the only teacher, when there is one).
 
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { REWARDS } from '../data/rewards/combine.ts';
 import { createTask } from '../data/tasks/registry.ts';
 import type { BlendMode, BlendSpec } from './algo/blend.ts';
 import type { TeacherRoutes } from './algo/routing.ts';
 import type { PolicyLossOptions } from '../student/train/policy.ts';
-import { docRows, markdownTable } from './config/doc.ts';
-import { ConfigError, problemsOf } from './config/errors.ts';
+import { referenceMarkdown } from './config/doc.ts';
+import { attributeToOverrides, ConfigError, problemsOf } from './config/errors.ts';
+import { parseJsonc } from './config/jsonc.ts';
 import { applyOverrides as applyOverridesTo } from './config/overrides.ts';
+import { overridePathText } from './config/paths.ts';
 import { checkRules } from './config/rules.ts';
 import { type RunConfig, RunConfigShape } from './config/schema.ts';
 
@@ -26,7 +32,8 @@ export type { RunConfig, RunConfigInput } from './config/schema.ts';
 export { ConfigError, type ConfigProblem } from './config/errors.ts';
 export { BUILTIN_MODELS } from './config/sources.ts';
 export { RULES } from './config/rules.ts';
-export { docRows, type DocRow } from './config/doc.ts';
+export { docRows, type DocRow, unitOf } from './config/doc.ts';
+export { checkInputPaths, inputPaths, type InputPath } from './config/paths.ts';
 
 /** The whole run-config schema: every section with its defaults and docs, plus the cross-field rules. */
 export const RunConfigSchema = RunConfigShape.superRefine((c, ctx) =>
@@ -46,15 +53,43 @@ export function parseRunConfig(input: unknown, source: string): Readonly<RunConf
   return deepFreeze(c);
 }
 
-/** Read a JSON config file, apply `--set` overrides, and parse it. */
+/**
+ * Read a config file (JSON, `//` and `/* *\/` comments allowed: config/jsonc.ts), apply `--set`
+ * overrides, and parse it. A problem in a value an override set is attributed to that override.
+ */
 export function loadRunConfig(file: string, overrides: readonly string[] = []): Readonly<RunConfig> {
-  let raw: unknown;
+  const raw = readConfigFile(file);
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    return parseRunConfig(applyOverrides(raw, overrides), file);
   } catch (e) {
-    throw new ConfigError(file, [{ path: '', message: `cannot read a JSON config (${(e as Error).message})` }]);
+    if (!(e instanceof ConfigError) || e.source !== file) throw e;
+    throw new ConfigError(file, attributeToOverrides(e.problems, overrides, overridePathText));
   }
-  return parseRunConfig(applyOverrides(raw, overrides), file);
+}
+
+/** The parsed JSONC of `file`; a missing file or bad JSON is a ConfigError saying where. */
+function readConfigFile(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new ConfigError(file, [{ path: '', message: missing ? `no such config file (resolved to ${resolve(file)})` : `cannot read the config (${(e as Error).message})` }]);
+  }
+  try {
+    return parseJsonc(text);
+  } catch (e) {
+    throw new ConfigError(file, [{ path: '', message: `cannot read a JSON config (${withLineColumn((e as Error).message, text)})` }]);
+  }
+}
+
+/** JSON.parse's "... at position N" with the line and column it means. */
+function withLineColumn(message: string, text: string): string {
+  const m = /at position (\d+)/.exec(message);
+  if (!m) return message;
+  const before = text.slice(0, Number(m[1]));
+  const line = before.split('\n').length;
+  return `${message} (line ${line}, column ${before.length - before.lastIndexOf('\n')})`;
 }
 
 /**
@@ -66,9 +101,9 @@ export function applyOverrides(raw: unknown, overrides: readonly string[]): Reco
   return applyOverridesTo(raw, overrides, RunConfigShape);
 }
 
-/** Markdown table of every config field: path, type, default, doc (for the README). */
+/** The config reference of docs/config.md: a table per section (field, type, default, unit, meaning) and the reward types. */
 export function configDoc(): string {
-  return markdownTable(docRows(RunConfigShape));
+  return referenceMarkdown(RunConfigShape, REWARDS);
 }
 
 /** Freeze `v` and everything reachable from it. */

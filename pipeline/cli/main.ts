@@ -1,5 +1,6 @@
 // `opd <command> [options]`: a table of commands, each one file under pipeline/cli/commands.
-// Options are parsed by node:util parseArgs (strict: an unknown flag is an error naming it).
+// Options are parsed by node:util parseArgs (strict: an unknown flag is an error naming it). Only the
+// command that runs is imported (commands/index.ts).
 // Exit codes: 0 success, 1 the command failed (message printed), 2 usage error, 129 / 130 / 143 a
 // run stopped by SIGHUP / SIGINT / SIGTERM after committing a checkpoint (resume continues it).
 
@@ -7,9 +8,11 @@ import { parseArgs } from 'node:util';
 import { type Command, UsageError } from './command.ts';
 import { commands } from './commands/index.ts';
 
-function help(): string {
-  const width = Math.max(...commands.map((c) => c.name.length));
-  return ['usage: opd <command> [options]', '', ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`), '', 'opd <command> --help shows its options.'].join('\n');
+/** Every command's one-line summary (the only place all command modules are loaded). */
+async function help(): Promise<string> {
+  const all = await Promise.all(commands.map((c) => c.load()));
+  const width = Math.max(...all.map((c) => c.name.length));
+  return ['usage: opd <command> [options]', '', ...all.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`), '', 'opd <command> --help shows its options.'].join('\n');
 }
 
 function commandHelp(c: Command): string {
@@ -18,14 +21,15 @@ function commandHelp(c: Command): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const cmd = commands
+  const entry = commands
     .filter((c) => c.name.split(' ').every((w, i) => argv[i] === w))
     .sort((a, b) => b.name.length - a.name.length)[0];
-  if (!cmd) {
+  if (!entry) {
     if (argv.length && !['-h', '--help', 'help'].includes(argv[0]!)) console.error(`opd: unknown command "${argv.join(' ')}"\n`);
-    console.error(help());
+    console.error(await help());
     return argv.length && !['-h', '--help', 'help'].includes(argv[0]!) ? 2 : 0;
   }
+  const cmd = await entry.load();
   const rest = argv.slice(cmd.name.split(' ').length);
   if (rest.includes('--help') || rest.includes('-h')) {
     console.log(commandHelp(cmd));

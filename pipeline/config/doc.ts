@@ -1,6 +1,8 @@
-// The run config as a markdown table (path, type, default, doc), generated from the schema so the
-// README never drifts from the code. Sections get a row of their own; fields of one form of a
-// union (a task vs a prompt file, a local vs an http teacher) say which form they belong to.
+// The run config as markdown tables (path, type, default, unit, meaning), generated from the schema
+// so docs/config.md never drifts from the code (`opd config --doc`; a test compares the two).
+// Sections get a row of their own; fields of one form of a union (a task vs a prompt file, a local
+// vs an http teacher) say which form they belong to. The unit is read from the doc's parentheses,
+// where every field states it: "Prompts per step (count)", "Timeout (ms)", "τ (unitless; ...)".
 
 import { allowedText, branchesOf, keysOf, kindOf, markersOf, type Schema, unwrap } from './introspect.ts';
 
@@ -19,12 +21,51 @@ export function docRows(schema: Schema): DocRow[] {
   return rows.filter((r) => !seen.has(r.path) && seen.add(r.path));
 }
 
-/** A markdown table of `docRows(schema)`. */
+/** The units a doc may state, as the first word(s) of a parenthesised, `;`/`,`-separated part. */
+export const UNITS = ['count', 'steps', 'tokens', 'ms', 'fraction', 'unitless', 'reward units', 'gradient units', 'path'] as const;
+
+/** The unit `doc` states ("" when none): "Prompts per step (count); ..." → "count". */
+export function unitOf(doc: string): string {
+  for (const group of doc.matchAll(/\(([^()]*)\)/g))
+    for (const part of group[1]!.split(/[;,]/)) {
+      const unit = UNITS.find((u) => part.trim() === u || part.trim().startsWith(`${u} `));
+      if (unit) return unit;
+    }
+  return '';
+}
+
+/** A markdown table of `rows`: field, type, default, unit, meaning. */
 export function markdownTable(rows: readonly DocRow[]): string {
   const cell = (t: string) => t.replace(/\|/g, '\\|').replace(/\n/g, ' ');
-  const lines = ['| field | type | default | doc |', '| --- | --- | --- | --- |'];
-  for (const r of rows) lines.push(`| \`${cell(r.path)}\` | ${cell(r.type)} | ${cell(r.default)} | ${cell(r.doc)} |`);
+  const lines = ['| field | type | default | unit | meaning |', '| --- | --- | --- | --- | --- |'];
+  for (const r of rows) lines.push(`| \`${cell(r.path)}\` | ${cell(r.type)} | ${cell(r.default)} | ${unitOf(r.doc)} | ${cell(r.doc)} |`);
   return lines.join('\n') + '\n';
+}
+
+/**
+ * The whole reference: one table per top-level key of `schema` (under a heading with its doc), then
+ * the reward types from `rewards` (type → "type {params}: what it returns" descriptions).
+ */
+export function referenceMarkdown(schema: Schema, rewards: Readonly<Record<string, { description: string }>>): string {
+  const rows = docRows(schema);
+  const top = (p: string) => p.split(/[.[]/)[0]!;
+  const parts = [
+    '## Fields\n\nEvery field with its type, default, unit and meaning. A section\'s fields are `section.field`, a list\'s `list[].field`; ' +
+      '"(with path)" or "(kind http)" before a meaning says which form of a union the field belongs to.\n',
+  ];
+  for (const key of keysOf(schema)) {
+    const own = rows.filter((r) => top(r.path) === key);
+    const head = own.find((r) => r.path === key);
+    const body = own.filter((r) => r !== head || r.type !== 'section');
+    parts.push(`### \`${key}\`\n\n${head?.doc ?? ''}${head?.default && head.type === 'section' ? ` (default ${head.default})` : ''}\n\n${markdownTable(body)}`);
+  }
+  const lines = ['| type | params (default) | value |', '| --- | --- | --- |'];
+  for (const type of Object.keys(rewards).sort()) {
+    const m = /^\S+ (\{[^}]*\})?:? ?(.*)$/.exec(rewards[type]!.description);
+    lines.push(`| \`${type}\` | ${m?.[1] ? `\`${m[1]}\`` : ''} | ${(m?.[2] ?? rewards[type]!.description).replace(/\|/g, '\\|')} |`);
+  }
+  parts.push(`### Reward types (\`rewards[].type\`)\n\nEvery term also takes \`weight\` (unitless, default 1); its other keys are the params below.\n\n${lines.join('\n')}\n`);
+  return parts.join('\n');
 }
 
 function defaultText(s: Schema): string {

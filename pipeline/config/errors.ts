@@ -16,6 +16,8 @@ export interface ConfigProblem {
   /** Dotted path of the field ("" for the whole config), e.g. "teachers[0].url". */
   path: string;
   message: string;
+  /** Where the value came from when not the error's own source, e.g. "--set rollout.groupSize=0". */
+  source?: string;
 }
 
 /** An invalid run config or override; `message` holds one "<source>: <path>: <problem>" line per problem. */
@@ -25,8 +27,23 @@ export class ConfigError extends Error {
     readonly source: string,
     readonly problems: readonly ConfigProblem[],
   ) {
-    super(problems.map((p) => `${source}: ${p.path === '' ? '' : `${p.path}: `}${p.message}`).join('\n'));
+    super(problems.map((p) => `${p.source ?? source}: ${p.path === '' ? '' : `${p.path}: `}${p.message}`).join('\n'));
   }
+}
+
+/**
+ * `problems` with each one at or under a `--set` override's path attributed to that override (the
+ * last one wins, as it does when applied); the others stay with the config file.
+ */
+export function attributeToOverrides(problems: readonly ConfigProblem[], overrides: readonly string[], pathOf: (override: string) => string | null): ConfigProblem[] {
+  const under = (p: string, o: string) => p === o || p.startsWith(`${o}.`) || p.startsWith(`${o}[`);
+  return problems.map((p) => {
+    const o = overrides.findLast((x) => {
+      const at = pathOf(x);
+      return at !== null && under(p.path, at);
+    });
+    return o === undefined ? p : { ...p, source: `--set ${o}` };
+  });
 }
 
 /** A value as it appears in a message: strings quoted, long values cut. */

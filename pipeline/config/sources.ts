@@ -22,15 +22,15 @@ export const RunSection = z
       .describe('Run directory name under outDir (letters, digits, . _ -); default: a timestamp'),
     notes: z.string().optional().describe('Free text about the run, saved with it; the job ignores it'),
     outDir: nonEmpty().default('runs').describe('Directory holding run directories (path)'),
-    seed: count(0).default(0).describe('Seed of every RNG in the run: prompt order, sampling, init (integer)'),
-    steps: count(1).default(100).describe('Training steps (optimizer updates of the policy loop, count)'),
-    evalEvery: count(0).default(25).describe('Steps between held-out evaluations (0 = only after the last step)'),
+    seed: count(0).default(0).describe('Seed of every RNG in the run: prompt order, sampling, init (unitless integer)'),
+    steps: count(1).default(100).describe('Training steps: each samples promptsPerStep × G rollouts and trains on them (steps)'),
+    evalEvery: count(0).default(25).describe('Steps between held-out evaluations (steps; 0 = only after the last step)'),
     evalPrompts: count(1).default(200).describe('Held-out prompts per evaluation (count, greedy decoding); a prompt file evaluates the first this many of data.test'),
     accuracyThreshold: z
       .number()
       .default(1)
       .describe('Prompt-file data: a completion counts as correct when its reward ≥ this (reward units); built-in tasks count exact answers'),
-    checkpointEvery: count(1).default(50).describe('Steps between checkpoints (the last step always checkpoints)'),
+    checkpointEvery: count(1).default(50).describe('Steps between checkpoints (steps; the last step always checkpoints)'),
     keepCheckpoints: count(1).default(3).describe('Checkpoints kept on disk, newest first (count)'),
     maxConsecutiveSkips: count(1)
       .default(3)

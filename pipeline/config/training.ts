@@ -51,7 +51,7 @@ const LambdaSection = z
     kind: z.enum(['constant', 'linear', 'cosine']).default('constant').describe('λ schedule over the run: constant, or linear / cosine decay to final'),
     lambda: z.number().min(0).default(1).describe('Peak λ scaling the teacher reward −λ·d (unitless; > 1 = reward extrapolation, ExOPD)'),
     final: z.number().min(0).default(0).describe('λ at the last step for linear / cosine (unitless)'),
-    warmupSteps: count(0).default(0).describe('Steps of linear warm-up of λ from 0 (count; ≤ run.steps)'),
+    warmupSteps: count(0).default(0).describe('Steps of linear warm-up of λ from 0 (steps; ≤ run.steps)'),
   })
   .describe('Teacher weight λ and its schedule (ALGORITHMS.md §2)');
 
@@ -86,14 +86,14 @@ export const LossSection = z
 
 const OptimizerSection = z
   .strictObject({
-    lr: z.number().gt(0).default(1e-5).describe('Peak learning rate (per optimizer step)'),
-    warmupSteps: count(0).default(0).describe('Steps of linear lr warm-up from 0 (count)'),
+    lr: z.number().gt(0).default(1e-5).describe('Peak learning rate of AdamW (unitless; the step size per optimizer update)'),
+    warmupSteps: count(0).default(0).describe('Steps of linear lr warm-up from 0 (steps)'),
     schedule: z.enum(['constant', 'linear', 'cosine']).default('constant').describe('lr after warm-up: constant, or linear / cosine decay to 0 at the last step'),
-    weightDecay: z.number().min(0).default(0).describe('Decoupled AdamW weight decay (per unit lr)'),
+    weightDecay: z.number().min(0).default(0).describe('Decoupled AdamW weight decay: each update multiplies weights by 1 − lr·weightDecay (unitless)'),
     beta1: z.number().min(0).lt(1).default(0.9).describe('AdamW β1, first-moment decay (unitless)'),
     beta2: z.number().min(0).lt(1).default(0.999).describe('AdamW β2, second-moment decay (unitless)'),
     eps: z.number().gt(0).default(1e-8).describe('AdamW ε, outside the square root (gradient units)'),
-    maxGradNorm: z.number().min(0).default(1).describe('Clip the global gradient L2 norm to this (0 = off)'),
+    maxGradNorm: z.number().min(0).default(1).describe('Clip the global gradient L2 norm to this (gradient units; 0 = off)'),
   })
   .describe('AdamW and its learning-rate schedule');
 
@@ -101,7 +101,7 @@ export const TrainSection = z
   .strictObject({
     epochs: count(1).default(1).describe('μ: passes over each step’s rollouts (count; > 1 reuses them off-policy, ρ corrects)'),
     minibatches: count(1).default(1).describe('Optimizer updates per epoch; must divide promptsPerStep × G (count)'),
-    microBatchSize: count(1).optional().describe('Rollouts per forward/backward chunk (gradient accumulation, exact); default: the whole minibatch'),
+    microBatchSize: count(1).optional().describe('Rollouts per forward/backward chunk (count; gradient accumulation, exact); default: the whole minibatch'),
     optimizer: OptimizerSection.prefault({}),
   })
   .describe('Optimizer steps on each batch of rollouts');

@@ -11,6 +11,8 @@
 // SIGTERM / SIGINT / SIGHUP: the current step finishes, a checkpoint is committed, the log is
 // flushed and the command exits 143 / 130 / 129 (a second signal exits at once); `opd run` again
 // resumes (R13). After SIGHUP (the terminal closed) console writes may fail and are ignored.
+// The `opd run` / `opd resume` commands are run-command.ts: they validate the config before this
+// module (and onnxruntime with it) is imported.
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -26,7 +28,7 @@ import { HttpTeacher } from '../../../teacher/http.ts';
 import { LocalTeacher } from '../../../teacher/local.ts';
 import { preflight } from '../../../teacher/preflight.ts';
 import type { Teacher } from '../../../teacher/types.ts';
-import { type RunConfig, blendSpec, loadRunConfig, parseRunConfig, policyLossOptions } from '../../config.ts';
+import { type RunConfig, blendSpec, policyLossOptions } from '../../config.ts';
 import { type EvalModel, type EvalResult, type Scoring, evaluateRecords, samplesJsonl } from '../../eval.ts';
 import { loadRunData } from '../../run-data.ts';
 import { writeReport } from '../../report.ts';
@@ -35,9 +37,7 @@ import { createProgress } from '../../progress.ts';
 import type { TeacherSet } from '../../recipes/rollout-step.ts';
 import type { OpdJob, OpdSettings } from '../../recipes/opd.ts';
 import { runPersisted } from '../../recipes/persisted.ts';
-import { type RunDir, checkResumeConfig, openRunDir, readFrozenConfig, readMetrics, runDirPaths, writeFrozenConfig } from '../../rundir.ts';
-import { flag, str } from '../args.ts';
-import type { Command, Values } from '../command.ts';
+import { type RunDir, checkResumeConfig, openRunDir, readMetrics, writeFrozenConfig } from '../../rundir.ts';
 
 function settingsOf(c: RunConfig): OpdSettings {
   const o = c.train.optimizer;
@@ -240,40 +240,6 @@ export async function startRun(c: RunConfig, opts: RunJobOptions & { force?: boo
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 /** The shell's convention, 128 + signal number: SIGHUP 129, SIGINT 130, SIGTERM 143. */
 export const signalExitCode = (sig: NodeJS.Signals): number => ({ SIGHUP: 129, SIGINT: 130 })[sig as string] ?? 143;
-const exitCode = (s: RunSummary) => (s.stopped_by ? signalExitCode(s.stopped_by) : 0);
-
-export const run: Command = {
-  name: 'run',
-  summary: 'run a GRPO on-policy distillation job from a config (resumes an unfinished run of the same name)',
-  usage: 'run CONFIG.json [--set path=value ...] [--force]',
-  options: { set: { type: 'string', multiple: true }, force: { type: 'boolean' } },
-  positionals: 1,
-  async run({ values, positionals }) {
-    const file = positionals[0];
-    if (!file) throw new Error('give the config file: opd run CONFIG.json');
-    const c = loadRunConfig(file, (values.set as string[] | undefined) ?? []);
-    const summary = await startRun(c, { force: flag(values, 'force'), handleSignals: true });
-    console.log(summary.run_dir);
-    return exitCode(summary);
-  },
-};
-
-export const resume: Command = {
-  name: 'resume',
-  summary: 'continue an interrupted run from its newest committed checkpoint',
-  usage: 'resume RUN_DIR',
-  options: {},
-  positionals: 1,
-  async run({ positionals }: { values: Values; positionals: string[] }) {
-    const dir = positionals[0];
-    if (!dir) throw new Error('give the run directory: opd resume RUN_DIR');
-    const c = parseRunConfig(readFrozenConfig(runDirPaths(dir).dir), join(dir, 'config.json'));
-    const summary = await runJob(c, dir, { handleSignals: true });
-    console.log(summary.run_dir);
-    return exitCode(summary);
-  },
-};
-
 const fmt = (x: unknown) => (typeof x === 'number' ? x.toFixed(3) : 'n/a');
 
 type Tok = Awaited<ReturnType<typeof loadTokenizer>>;

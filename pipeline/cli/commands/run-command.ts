@@ -1,0 +1,48 @@
+// `opd run CONFIG [--set path=value ...] [--force]` and `opd resume RUN_DIR`: the command-line side
+// of the GRPO-OPD job (run.ts). The config is read, validated and its input paths checked before
+// run.ts -- and onnxruntime, the models and the teachers with it -- is imported, so a config error
+// is reported at once.
+
+import { join } from 'node:path';
+import { checkInputPaths, loadRunConfig, parseRunConfig } from '../../config.ts';
+import { flag } from '../args.ts';
+import type { Command } from '../command.ts';
+
+export const run: Command = {
+  name: 'run',
+  summary: 'run a GRPO on-policy distillation job from a config (resumes an unfinished run of the same name)',
+  usage: 'run CONFIG.json [--set path=value ...] [--force]',
+  options: { set: { type: 'string', multiple: true }, force: { type: 'boolean' } },
+  positionals: 1,
+  async run({ values, positionals }) {
+    const file = positionals[0];
+    if (!file) throw new Error('give the config file: opd run CONFIG.json');
+    const sets = (values.set as string[] | undefined) ?? [];
+    const c = loadRunConfig(file, sets);
+    checkInputPaths(c, file, sets);
+    const { startRun, signalExitCode } = await import('./run.ts');
+    const summary = await startRun(c, { force: flag(values, 'force'), handleSignals: true });
+    console.log(summary.run_dir);
+    return summary.stopped_by ? signalExitCode(summary.stopped_by) : 0;
+  },
+};
+
+export const resume: Command = {
+  name: 'resume',
+  summary: 'continue an interrupted run from its newest committed checkpoint',
+  usage: 'resume RUN_DIR',
+  options: {},
+  positionals: 1,
+  async run({ positionals }) {
+    const dir = positionals[0];
+    if (!dir) throw new Error('give the run directory: opd resume RUN_DIR');
+    const { readFrozenConfig, runDirPaths } = await import('../../rundir.ts');
+    const file = join(dir, 'config.json');
+    const c = parseRunConfig(readFrozenConfig(runDirPaths(dir).dir), file);
+    checkInputPaths(c, file);
+    const { runJob, signalExitCode } = await import('./run.ts');
+    const summary = await runJob(c, dir, { handleSignals: true });
+    console.log(summary.run_dir);
+    return summary.stopped_by ? signalExitCode(summary.stopped_by) : 0;
+  },
+};
