@@ -60,8 +60,8 @@ export interface DecodeOptions {
   keepSamples?: number;
   /** Runtime of the Generator built here (ignored when a Generator is passed). */
   runtime?: GeneratorOptions;
-  /** Called after each batch with the problems done so far and the total (a progress bar). */
-  onBatch?: (done: number, total: number) => void;
+  /** Called after each batch with the problems done so far, the total and how many were correct (a progress bar). */
+  onBatch?: (done: number, total: number, correct: number) => void;
 }
 
 export interface EvalOptions extends DecodeOptions {
@@ -141,7 +141,7 @@ export async function evaluateRecords(model: EvalModel, tok: Tokenizer, records:
         const reward = await scoring.reward(r.prompt, completion, r);
         samples.push({ id: r.id, prompt: r.prompt, completion, answer: r.answer, correct: scoring.correct(r, completion, reward), reward, truncated: out[i]!.truncated });
       }
-      o.onBatch?.(samples.length, records.length);
+      o.onBatch?.(samples.length, records.length, samples.reduce((a, x) => a + (x.correct ? 1 : 0), 0));
     }
   } finally {
     if (own) await gen.release();

@@ -15,11 +15,12 @@ export interface Progress {
   stop(): void;
 }
 
-export function createProgress(o: { total: number; start: number; label: string; tty?: boolean }): Progress {
+/** `unit` names what is counted (default "steps"); `tty` overrides the terminal check. */
+export function createProgress(o: { total: number; start: number; label: string; unit?: string; tty?: boolean }): Progress {
   const live = o.tty ?? !!process.stderr.isTTY;
   if (!live) return { live, update: () => {}, stream: process.stderr, stop: () => {} };
   const multi = new cliProgress.MultiBar(
-    { format: `${o.label} {bar} {value}/{total} steps | {status} | eta {eta_formatted}`, stream: process.stderr, hideCursor: true, clearOnComplete: false, etaBuffer: 20 },
+    { format: `${o.label} {bar} {value}/{total} ${o.unit ?? 'steps'} | {status} | eta {eta_formatted}`, stream: process.stderr, hideCursor: true, clearOnComplete: false, etaBuffer: 20 },
     cliProgress.Presets.shades_classic,
   );
   const bar = multi.create(o.total, o.start, { status: '' });

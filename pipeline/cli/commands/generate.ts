@@ -1,27 +1,37 @@
 // `opd generate --model DIR --prompt TEXT`: sample completions with the KV-cache generator.
 // Repeat --prompt for a batch; --chat wraps each prompt in the tokenizer's chat template.
 // Prints one completion per prompt; --json prints tokens, log-probs and the finish reason too.
+// --input FILE takes the prompts from a prompt file (JSONL/Parquet/Arrow, a "prompt" field per
+// record, as data.path reads them; a malformed record fails naming its line) and prints exactly one
+// JSON line per record, in file order: {id, prompt, completion, finish_reason, truncated} (+ tokens
+// and logprobs with --json), decoded --batch-size prompts at a time.
 
 import { Rng } from '../../../engine/rng.ts';
+import { loadPrompts } from '../../../data/sources/index.ts';
 import { loadTokenizer } from '../../../data/tokenizer/hf.ts';
 import { Generator, stopTokenIds } from '../../../student/generate/generate.ts';
 import { weightFeeds } from '../../../student/model/runner.ts';
 import { loadModelDir } from '../../../student/model/weights.ts';
+import { createProgress } from '../../progress.ts';
 import { flag, num, runtimeFrom, runtimeOptions, str } from '../args.ts';
 import { type Command, UsageError } from '../command.ts';
 
 export const generate: Command = {
   name: 'generate',
   summary: 'sample completions from a model (KV cache, temperature / top-k / top-p, seeded)',
-  usage: 'generate --model DIR --prompt TEXT [--prompt TEXT ...] [--max-new-tokens 64] [--temperature 0] [--top-k K] [--top-p P] [--seed 0] [--chat] [--json]',
+  usage: 'generate --model DIR (--prompt TEXT [--prompt TEXT ...] | --input FILE.jsonl [--batch-size 64]) [--max-new-tokens 64] [--temperature 0] [--top-k K] [--top-p P] [--seed 0] [--chat] [--json]',
   options: {
-    model: { type: 'string' }, prompt: { type: 'string', multiple: true }, 'max-new-tokens': { type: 'string' }, temperature: { type: 'string' },
+    model: { type: 'string' }, prompt: { type: 'string', multiple: true }, input: { type: 'string' }, 'batch-size': { type: 'string' }, 'max-new-tokens': { type: 'string' }, temperature: { type: 'string' },
     'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' }, chat: { type: 'boolean' }, json: { type: 'boolean' }, ...runtimeOptions,
   },
   async run({ values }) {
     const dir = str(values, 'model');
-    const prompts = (values.prompt as string[] | undefined) ?? [];
-    if (prompts.length === 0) throw new UsageError('--prompt is required (repeat it for a batch)');
+    const input = str(values, 'input', null);
+    if (input !== null && values.prompt !== undefined) throw new UsageError('give --prompt or --input FILE, not both');
+    const records = input === null ? null : (await loadPrompts(input, { requireAnswer: false, maxRejectFraction: 0 })).records;
+    const prompts = records?.map((r) => r.prompt) ?? (values.prompt as string[] | undefined) ?? [];
+    if (prompts.length === 0) throw new UsageError('--prompt is required (repeat it for a batch), or --input FILE.jsonl');
+    const batchSize = num(values, 'batch-size', 64, { int: true, min: 1 });
     const [model, tok] = await Promise.all([loadModelDir(dir), loadTokenizer(dir)]);
     const texts = flag(values, 'chat') ? prompts.map((p) => tok.applyChatTemplate([{ role: 'user', content: p }], { addGenerationPrompt: true })) : prompts;
     const ids = texts.map((t) => tok.encode(t));
@@ -30,7 +40,7 @@ export const generate: Command = {
     try {
       const topK = values['top-k'] === undefined ? undefined : num(values, 'top-k', 0, { int: true, min: 1 });
       const topP = values['top-p'] === undefined ? undefined : num(values, 'top-p', 1, { min: 1e-9, max: 1 });
-      const out = await gen.generate(ids, {
+      const options = {
         maxNewTokens: num(values, 'max-new-tokens', 64, { int: true, min: 1 }),
         temperature: num(values, 'temperature', 0, { min: 0 }),
         topK,
@@ -38,12 +48,26 @@ export const generate: Command = {
         stopTokenIds: stopTokenIds(tok, model.config),
         rng: new Rng(num(values, 'seed', 0, { int: true, min: 0 })),
         padId: tok.padTokenId ?? tok.eosTokenIds[0] ?? 0,
-      });
-      out.forEach((c, i) => {
-        const text = tok.decode(c.tokens, { skipSpecialTokens: true });
-        if (flag(values, 'json')) console.log(JSON.stringify({ prompt: prompts[i], completion: text, tokens: c.tokens, logprobs: c.logprobs, finish_reason: c.finishReason, truncated: c.truncated }));
-        else console.log(prompts.length > 1 ? `[${i}] ${text}` : text);
-      });
+      };
+      // --input: batches, and a bar on stderr while stdout goes to a file or pipe
+      const size = records ? batchSize : ids.length;
+      const progress = createProgress({ total: ids.length, start: 0, label: 'generate', unit: 'prompts', tty: records && !process.stdout.isTTY ? undefined : false });
+      try {
+        for (let at = 0; at < ids.length; at += size) {
+          const out = await gen.generate(ids.slice(at, at + size), options);
+          out.forEach((c, j) => {
+            const i = at + j;
+            const text = tok.decode(c.tokens, { skipSpecialTokens: true });
+            const json = flag(values, 'json');
+            if (records || json)
+              console.log(JSON.stringify({ ...(records ? { id: records[i]!.id } : {}), prompt: prompts[i], completion: text, ...(json ? { tokens: c.tokens, logprobs: c.logprobs } : {}), finish_reason: c.finishReason, truncated: c.truncated }));
+            else console.log(prompts.length > 1 ? `[${i}] ${text}` : text);
+          });
+          progress.update(Math.min(at + size, ids.length), '');
+        }
+      } finally {
+        progress.stop();
+      }
     } finally {
       await gen.release();
     }
