@@ -18,7 +18,7 @@ import { lineChart, svgToPng } from '../../report/chart.ts';
 import { readMetrics } from '../../rundir.ts';
 import { num } from '../args.ts';
 import { type Command, UsageError } from '../command.ts';
-import { type RunSummary, signalExitCode, startRun } from './run.ts';
+import type { RunSummary } from './run.ts';
 
 const MODES = ['grpo', 'replace', 'additive', 'loss', 'masked'] as const;
 
@@ -36,6 +36,7 @@ export const compare: Command = {
     const seeds = num(values, 'seeds', 3, { int: true, min: 1 });
     const sets = (values.set as string[] | undefined) ?? [];
     const base = loadRunConfig(file, sets);
+    const { signalExitCode, startRun } = await import('./run.ts'); // after validation: a config error never waits for onnxruntime
     const out = resolve(typeof values.out === 'string' ? values.out : join(base.run.outDir, `compare-${base.run.name ?? basename(file, '.json')}`));
     const at = typeof values.at === 'string'
       ? values.at.split(',').map((s) => Number(s))
