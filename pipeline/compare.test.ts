@@ -42,6 +42,7 @@ test('runResult, modeRows and the series: curves from metrics, hand-computed agg
   const series = accuracySeries([a, b, g], 'tokens');
   assert.deepEqual(series[0]!.points.map((p) => p[0]), [0, 32]);
   assert.equal(series[0]!.band!.length, 2);
+  assert.deepEqual(accuracySeries([g], 'step', 'reward')[0]!.points, [[0, 0.3], [2, 0.6]], 'mean held-out reward per step');
 });
 
 test('opd compare runs every mode × seed, writes table, results and plots, and reruns nothing', { timeout: 240_000 }, async () => {

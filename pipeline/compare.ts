@@ -123,8 +123,8 @@ export function tableMarkdown(rows: readonly ModeRow[], at: readonly number[]): 
   return lines.join('\n') + '\n';
 }
 
-/** Mean held-out accuracy per mode (± std band) against steps or cumulative student tokens. */
-export function accuracySeries(runs: readonly RunResult[], x: 'step' | 'tokens'): Series[] {
+/** Mean held-out accuracy (or mean reward) per mode (± std band) against steps or cumulative student tokens. */
+export function accuracySeries(runs: readonly RunResult[], x: 'step' | 'tokens', metric: 'accuracy' | 'reward' = 'accuracy'): Series[] {
   const modes = [...new Set(runs.map((r) => r.mode))];
   return modes.map((mode) => {
     const rs = runs.filter((r) => r.mode === mode);
@@ -132,7 +132,7 @@ export function accuracySeries(runs: readonly RunResult[], x: 'step' | 'tokens')
     const pts = steps.flatMap((s) => {
       const ps = rs.map((r) => pointAt(r, s)).filter((p): p is EvalPoint => p !== undefined);
       if (!ps.length) return [];
-      const acc = meanStd(ps.map((p) => p.accuracy));
+      const acc = meanStd(ps.map((p) => p[metric]));
       const xv = x === 'step' ? s : meanStd(ps.map((p) => p.tokens)).mean;
       return [{ x: xv, acc }];
     });

@@ -2,19 +2,23 @@
 // data.test file (or a fraction of the train file) and a user reward module. The eval_* metrics
 // land at the run.evalEvery cadence; eval-before.json, the per-step metrics and summary.json equal
 // accuracy (reward ≥ run.accuracyThreshold) and mean reward recomputed here, with the module itself,
-// from the completions recorded in <run>/eval/; held-out records are never trained on.
+// from the completions recorded in <run>/eval/; held-out records are never trained on; `opd compare`
+// tabulates the same recomputed numbers.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { before, test } from 'node:test';
+import { promisify } from 'node:util';
 import { tableToRollouts } from '../../data/schemas.ts';
 import { holdOut } from '../../data/sources/index.ts';
 import { listShards, readShard } from '../../data/store/shards.ts';
 import { createTask } from '../../data/tasks/registry.ts';
 import type { TaskRecord } from '../../data/tasks/types.ts';
+import { fmtMeanStd, meanStd } from '../compare.ts';
 import { parseRunConfig } from '../config.ts';
 import type { EvalSample } from '../eval.ts';
 import { tinyModels, tinyRunConfig } from '../recipes/tiny-job.ts';
@@ -118,4 +122,19 @@ test('opd run with data.test as a fraction: the held-out records follow the seed
   const trained = trainedIds(s.run_dir);
   assert.ok(trained.size > 0 && held.every((id) => !trained.has(id)), 'no held-out record is trained on');
   assert.ok([...trained].every((id) => split.train.some((t) => t.id === id)));
+});
+
+test('opd compare on a prompt file: the table holds the held-out accuracy and reward of each run', { timeout: 180_000 }, async () => {
+  const raw = { ...tinyRunConfig(root, models, { run: { name: 'cmp', steps: 2, evalEvery: 1, evalPrompts: 6, checkpointEvery: 2 } }), student: models.teacher };
+  writeFileSync(join(root, 'cmp.json'), JSON.stringify({ ...raw, data: { path: trainFile, test: testFile }, rewards: [{ type: 'module', path: rewardFile }] }));
+  const out = join(root, 'cmp');
+  const bin = new URL('../../bin/opd.mjs', import.meta.url).pathname;
+  await promisify(execFile)(process.execPath, [bin, 'compare', join(root, 'cmp.json'), '--modes', 'grpo', '--seeds', '2', '--out', out]);
+  const ids = testRecords.map((r) => r.id);
+  const at = (step: number) => [0, 1].map((seed) => recompute(join(out, `grpo-seed${seed}`, 'eval', `step-00000${step}.jsonl`), 1, ids));
+  const cells = readFileSync(join(out, 'table.md'), 'utf8').trim().split('\n')[2]!.split('|').slice(1, -1).map((c) => c.trim());
+  const expected = [at(1).map((r) => r.accuracy), at(2).map((r) => r.accuracy), at(2).map((r) => r.accuracy), at(2).map((r) => r.reward)].map((xs) => fmtMeanStd(meanStd(xs)));
+  assert.deepEqual(cells.slice(0, 6), ['grpo', '2', ...expected], 'acc @1, acc @2, acc final, reward final');
+  assert.ok(at(2).some((r) => r.rewards.some((x) => x > 0)), 'the SFT-trained student earns some reward');
+  for (const f of ['accuracy-vs-steps.png', 'reward-vs-steps.png']) assert.deepEqual([...readFileSync(join(out, f)).subarray(1, 4)], [0x50, 0x4e, 0x47], `${f} is a PNG`);
 });

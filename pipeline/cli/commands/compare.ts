@@ -2,8 +2,10 @@
 // blend mode and seed, sequentially (each run uses every core), into <out>/<mode>-seed<k>/, all
 // sharing <out>/score-cache so teacher scores are reused wherever rollouts coincide. A run whose
 // summary.json exists is not rerun, so an interrupted compare resumes (each run also resumes
-// itself). Writes results.json, table.md and accuracy-vs-steps / accuracy-vs-tokens plots
-// (SVG + PNG), and prints the table.
+// itself). Writes results.json, table.md and accuracy-vs-steps / accuracy-vs-tokens /
+// reward-vs-steps plots (SVG + PNG), and prints the table. Accuracy is what each run counts
+// (pipeline/run-data.ts): exact answers on a task, reward ≥ run.accuracyThreshold on a prompt
+// file; a prompt file without data.test has no held-out numbers, which is said before any run.
 //
 // Modes that need a setting the config may leave unset get a stated default: loss →
 // algo.blend.distillCoef = 1; masked → algo.blend.rewardThreshold = 1 (teacher term only on
@@ -48,6 +50,8 @@ export const compare: Command = {
       loss: base.algo.blend.distillCoef === undefined ? 'algo.blend.distillCoef=1' : undefined,
       masked: base.algo.blend.rewardThreshold === undefined ? 'algo.blend.rewardThreshold=1' : undefined,
     };
+    if ('path' in base.data && base.data.test === undefined)
+      console.error('compare: data.test is not set, so the runs have no held-out evaluation and the table no accuracy; set it to a file or a fraction, e.g. 0.1');
     const used = modes.map((m) => modeDefault[m]).filter((d): d is string => d !== undefined);
     if (used.length) console.error(`compare: using ${used.join(', ')} (not set in the config)`);
     const runs: RunResult[] = [];
@@ -76,9 +80,11 @@ export const compare: Command = {
     const table = tableMarkdown(rows, at);
     writeFileSync(join(out, 'results.json'), JSON.stringify({ config: resolve(file), overrides: sets, modes, seeds, at, runs, rows }, null, 1) + '\n');
     writeFileSync(join(out, 'table.md'), table);
-    for (const [x, label] of [['step', 'training steps'], ['tokens', 'student tokens processed']] as const) {
-      const svg = lineChart({ title: `held-out accuracy vs ${label} (mean ± std over ${seeds} seed${seeds > 1 ? 's' : ''})`, xLabel: label, yLabel: 'held-out accuracy', series: accuracySeries(runs, x), yMin: 0 });
-      const stem = join(out, `accuracy-vs-${x === 'step' ? 'steps' : 'tokens'}`);
+    const plots = [['accuracy', 'step', 'training steps'], ['accuracy', 'tokens', 'student tokens processed'], ['reward', 'step', 'training steps']] as const;
+    for (const [metric, x, label] of plots) {
+      const what = metric === 'accuracy' ? 'held-out accuracy' : 'held-out mean reward';
+      const svg = lineChart({ title: `${what} vs ${label} (mean ± std over ${seeds} seed${seeds > 1 ? 's' : ''})`, xLabel: label, yLabel: what, series: accuracySeries(runs, x, metric), yMin: metric === 'accuracy' ? 0 : undefined });
+      const stem = join(out, `${metric}-vs-${x === 'step' ? 'steps' : 'tokens'}`);
       writeFileSync(`${stem}.svg`, svg);
       writeFileSync(`${stem}.png`, svgToPng(svg));
     }
