@@ -19,7 +19,7 @@ import { listShards, readShard } from '../../data/store/shards.ts';
 import { createTask } from '../../data/tasks/registry.ts';
 import type { TaskRecord } from '../../data/tasks/types.ts';
 import { fmtMeanStd, meanStd } from '../compare.ts';
-import { parseRunConfig } from '../config.ts';
+import { loadRunConfig, parseRunConfig } from '../config.ts';
 import type { EvalSample } from '../eval.ts';
 import { tinyModels, tinyRunConfig } from '../recipes/tiny-job.ts';
 import { readMetrics } from '../rundir.ts';
@@ -50,10 +50,10 @@ const config = (name: string, run: Record<string, unknown>, data: Record<string,
 const readJsonl = <T>(file: string): T[] => readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as T);
 
 /** Accuracy and mean reward of one recorded evaluation, recomputed with the reward module itself. */
-function recompute(file: string, threshold: number, expectIds: readonly string[]) {
+function recompute(file: string, threshold: number, expectIds: readonly string[], score = reward) {
   const rows = readJsonl<EvalSample>(file);
   assert.deepEqual(rows.map((r) => r.id), expectIds, `${file}: the held-out records, in order`);
-  const rewards = rows.map((r) => reward(r.prompt, r.completion, { id: r.id, prompt: r.prompt, answer: r.answer }));
+  const rewards = rows.map((r) => score(r.prompt, r.completion, { id: r.id, prompt: r.prompt, answer: r.answer }));
   rows.forEach((r, i) => assert.equal(r.reward, rewards[i], `${file}: recorded reward of ${r.id}`));
   rows.forEach((r, i) => assert.equal(r.correct, rewards[i]! >= threshold, `${file}: ${r.id} is correct iff its reward reaches ${threshold}`));
   return { accuracy: rewards.filter((x) => x >= threshold).length / rows.length, reward: rewards.reduce((a, b) => a + b, 0) / rows.length, rewards };
@@ -102,7 +102,9 @@ test('opd run on a prompt file with data.test: eval_* at the cadence, eval-befor
   const trained = trainedIds(dir);
   assert.ok(trained.size > 0 && [...trained].every((id) => id.startsWith('tr')), `only train records are trained on: ${[...trained]}`);
   assert.ok(existsSync(join(dir, 'report', 'accuracy.png')));
-  assert.match(readFileSync(join(dir, 'report.html'), 'utf8'), /held-out eval_accuracy/, 'the accuracy chart has the held-out series');
+  const html = readFileSync(join(dir, 'report.html'), 'utf8');
+  const chart = html.slice(html.indexOf('aria-label="accuracy:'), html.indexOf('</svg>', html.indexOf('aria-label="accuracy:')));
+  assert.equal((chart.match(/<polyline /g) ?? []).length, 2, 'the accuracy chart draws the training batch and the held-out evaluations');
 });
 
 test('opd run with data.test as a fraction: the held-out records follow the seed and are never trained on', { timeout: 180_000 }, async () => {
@@ -137,4 +139,13 @@ test('opd compare on a prompt file: the table holds the held-out accuracy and re
   assert.deepEqual(cells.slice(0, 6), ['grpo', '2', ...expected], 'acc @1, acc @2, acc final, reward final');
   assert.ok(at(2).some((r) => r.rewards.some((x) => x > 0)), 'the SFT-trained student earns some reward');
   for (const f of ['accuracy-vs-steps.png', 'reward-vs-steps.png']) assert.deepEqual([...readFileSync(join(out, f)).subarray(1, 4)], [0x50, 0x4e, 0x47], `${f} is a PNG`);
+});
+
+test('examples/prompt-file/run.json: a prompt file, a held-out file and a reward module, as a user would start', { timeout: 120_000 }, async () => {
+  const c = loadRunConfig('examples/prompt-file/run.json', ['run.steps=2', 'run.evalEvery=1', `run.outDir=${JSON.stringify(join(root, 'example'))}`, 'runtime.threads=1']);
+  const s = await startRun(c, { quiet: true });
+  const ids = readFileSync('examples/prompt-file/test.jsonl', 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as TaskRecord).id);
+  const own = ((await import(pathToFileURL('examples/prompt-file/reward.mjs').href)) as { default: typeof reward }).default;
+  const after = recompute(join(s.run_dir, 'eval', 'step-000002.jsonl'), 1, ids, own);
+  assert.deepEqual([s.eval_prompts, s.student_after_accuracy, s.student_after_reward], [ids.length, after.accuracy, after.reward]);
 });
