@@ -1,5 +1,7 @@
 // Typed access to parsed command-line values, with errors that name the flag.
 
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { UsageError, type Values } from './command.ts';
 
 export function str(v: Values, name: string): string;
@@ -11,6 +13,14 @@ export function str(v: Values, name: string, dflt?: string | null): string | nul
     return dflt;
   }
   return String(x);
+}
+
+/** A required file flag (--data F.jsonl): its value, after checking the file exists (the error names flag and file). */
+export function inputFile(v: Values, name: string): string {
+  const file = str(v, name);
+  if (!existsSync(file)) throw new Error(`--${name} ${file}: no such file (resolved to ${resolve(file)})`);
+  if (statSync(file).isDirectory()) throw new Error(`--${name} ${file}: is a directory, not a file`);
+  return file;
 }
 
 export function num(v: Values, name: string, dflt: number, check: { int?: boolean; min?: number; max?: number } = {}): number {

@@ -5,6 +5,8 @@
 // record, as data.path reads them; a malformed record fails naming its line) and prints exactly one
 // JSON line per record, in file order: {id, prompt, completion, finish_reason, truncated} (+ tokens
 // and logprobs with --json), decoded --batch-size prompts at a time.
+// --max-new-tokens defaults to 64, cut to what the model's context leaves after the longest prompt
+// (a note on stderr says so); a prompt that leaves no room at all is an error naming it.
 
 import { Rng } from '../../../engine/rng.ts';
 import { loadPrompts } from '../../../data/sources/index.ts';
@@ -14,7 +16,25 @@ import { weightFeeds } from '../../../student/model/runner.ts';
 import { loadModelDir } from '../../../student/model/weights.ts';
 import { createProgress } from '../../progress.ts';
 import { flag, num, runtimeFrom, runtimeOptions, str } from '../args.ts';
-import { type Command, UsageError } from '../command.ts';
+import { type Command, UsageError, type Values } from '../command.ts';
+
+const DEFAULT_MAX_NEW_TOKENS = 64;
+
+/**
+ * --max-new-tokens as given, else 64 cut to `context` (max_position_embeddings) minus the longest
+ * prompt, with a note saying so; throws when the longest prompt fills the context.
+ */
+export function maxNewTokensFor(values: Values, context: number, promptLengths: readonly number[]): { maxNewTokens: number; note?: string } {
+  if (values['max-new-tokens'] !== undefined) return { maxNewTokens: num(values, 'max-new-tokens', DEFAULT_MAX_NEW_TOKENS, { int: true, min: 1 }) };
+  const longest = Math.max(...promptLengths);
+  const room = context - longest;
+  if (room < 1) {
+    const i = promptLengths.indexOf(longest);
+    throw new Error(`prompt ${i} has ${longest} tokens, and the model's context (max_position_embeddings) is ${context}: no room to generate; prompts are never cut, so shorten it`);
+  }
+  if (room >= DEFAULT_MAX_NEW_TOKENS) return { maxNewTokens: DEFAULT_MAX_NEW_TOKENS };
+  return { maxNewTokens: room, note: `generate: --max-new-tokens ${room} (default ${DEFAULT_MAX_NEW_TOKENS}, cut to the model's context ${context} − the longest prompt's ${longest} tokens)` };
+}
 
 export const generate: Command = {
   name: 'generate',
@@ -28,7 +48,7 @@ export const generate: Command = {
     const dir = str(values, 'model');
     const input = str(values, 'input', null);
     if (input !== null && values.prompt !== undefined) throw new UsageError('give --prompt or --input FILE, not both');
-    const records = input === null ? null : (await loadPrompts(input, { requireAnswer: false, maxRejectFraction: 0 })).records;
+    const records = input === null ? null : (await loadPrompts(input, { requireAnswer: false, maxRejectFraction: 0, name: '--input' })).records;
     const prompts = records?.map((r) => r.prompt) ?? (values.prompt as string[] | undefined) ?? [];
     if (prompts.length === 0) throw new UsageError('--prompt is required (repeat it for a batch), or --input FILE.jsonl');
     const batchSize = num(values, 'batch-size', 64, { int: true, min: 1 });
@@ -40,8 +60,10 @@ export const generate: Command = {
     try {
       const topK = values['top-k'] === undefined ? undefined : num(values, 'top-k', 0, { int: true, min: 1 });
       const topP = values['top-p'] === undefined ? undefined : num(values, 'top-p', 1, { min: 1e-9, max: 1 });
+      const limit = maxNewTokensFor(values, model.config.maxPositionEmbeddings, ids.map((p) => p.length));
+      if (limit.note) console.error(limit.note);
       const options = {
-        maxNewTokens: num(values, 'max-new-tokens', 64, { int: true, min: 1 }),
+        maxNewTokens: limit.maxNewTokens,
         temperature: num(values, 'temperature', 0, { min: 0 }),
         topK,
         topP,

@@ -1,6 +1,7 @@
 // `opd score --model DIR --input F.jsonl`: per-token log-probs of each record, as JSON lines.
 // `--teacher <dir|.onnx|url>` scores through a teacher backend instead (a local model in a worker,
-// any ONNX causal LM, or a vLLM/SGLang-compatible server; a URL needs --tokenizer DIR).
+// any ONNX causal LM, or a vLLM/SGLang-compatible server; a URL needs --tokenizer DIR, and
+// --served-model defaults to the one model the server's /v1/models lists, as vLLM clients do).
 // A record is {"prompt", "completion"} (the completion's tokens are scored) or {"text"} (every
 // token after the first). Output lines: {"line", "ids", "logprobs"[, "top_ids", "top_logprobs"]},
 // where ids are the scored tokens.
@@ -14,7 +15,7 @@ import { weightFeeds } from '../../../student/model/runner.ts';
 import { type ScoreRequest, type ScoreResult, Scorer } from '../../../student/model/scorer.ts';
 import { HttpTeacher } from '../../../teacher/http.ts';
 import { LocalTeacher } from '../../../teacher/local.ts';
-import { num, runtimeFrom, runtimeOptions, str } from '../args.ts';
+import { inputFile, num, runtimeFrom, runtimeOptions, str } from '../args.ts';
 import { type Command, UsageError, type Values } from '../command.ts';
 
 /** Token ids and the first scored position of one record; errors name the file and line. */
@@ -33,13 +34,36 @@ export function recordToRequest(tok: Tokenizer, rec: Record<string, unknown>, wh
   throw new Error(`${where}: expected {"prompt": string, "completion": string} or {"text": string}, got keys ${JSON.stringify(Object.keys(rec))}`);
 }
 
+/**
+ * The model to request from the server at `url`: the only one its /v1/models lists. Several (or
+ * none, or no answer) is an error saying so and asking for --served-model.
+ */
+export async function onlyServedModel(url: string, timeoutMs = 10_000): Promise<string> {
+  const u = new URL(url);
+  const where = `${u.origin}${u.pathname.replace(/\/+$/, '').replace(/\/v1$/, '')}/v1/models`;
+  let ids: unknown;
+  try {
+    const res = await fetch(where, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const body = (await res.json()) as { data?: { id?: unknown }[] };
+    ids = Array.isArray(body?.data) ? body.data.map((m) => m?.id).filter((id) => typeof id === 'string') : undefined;
+  } catch (e) {
+    throw new Error(`--teacher ${url}: cannot list the served models at ${where} (${(e as Error).message}); pass --served-model NAME`, { cause: e });
+  }
+  if (!Array.isArray(ids)) throw new Error(`--teacher ${url}: ${where} has no data[].id list of models; pass --served-model NAME`);
+  if (ids.length === 1) return ids[0] as string;
+  if (ids.length === 0) throw new Error(`--teacher ${url}: ${where} lists no models`);
+  throw new UsageError(`--teacher ${url} serves ${ids.length} models (${ids.join(', ')}); choose one with --served-model NAME`);
+}
+
 export const score: Command = {
   name: 'score',
   summary: 'per-token log-probs of JSONL records under a model',
   usage: 'score (--model DIR | --teacher DIR|F.onnx|URL [--tokenizer DIR] [--served-model NAME]) --input F.jsonl [--output OUT.jsonl] [--top-k K] [--temperature T] [--device cpu] [--threads N]',
   options: { model: { type: 'string' }, teacher: { type: 'string' }, tokenizer: { type: 'string' }, 'served-model': { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, 'top-k': { type: 'string' }, temperature: { type: 'string' }, ...runtimeOptions },
   async run({ values }) {
-    const input = str(values, 'input');
+    if (!!values.model === !!values.teacher) throw new UsageError('give exactly one of --model DIR or --teacher DIR|F.onnx|URL');
+    const input = inputFile(values, 'input');
     const topK = num(values, 'top-k', 0, { int: true, min: 0 });
     const temperature = num(values, 'temperature', 1, { min: 1e-6 });
     const { tok, score, close } = await backend(values, topK, temperature);
@@ -69,7 +93,6 @@ type Backend = { tok: Tokenizer; score: (reqs: ScoreRequest[]) => Promise<ScoreR
 async function backend(values: Values, topK: number, temperature: number): Promise<Backend> {
   const model = str(values, 'model', null);
   const teacher = str(values, 'teacher', null);
-  if (!!model === !!teacher) throw new UsageError('give exactly one of --model DIR or --teacher DIR|F.onnx|URL');
   const rt = runtimeFrom(values);
   if (model) {
     const [m, tok] = await Promise.all([loadModelDir(model), loadTokenizer(model)]);
@@ -79,9 +102,10 @@ async function backend(values: Values, topK: number, temperature: number): Promi
   }
   if (/^https?:\/\//.test(teacher!)) {
     const tokDir = str(values, 'tokenizer', null);
-    if (!tokDir) throw new UsageError('an HTTP teacher needs --tokenizer DIR to turn text into token ids (and --served-model NAME)');
+    if (!tokDir) throw new UsageError('an HTTP teacher needs --tokenizer DIR to turn text into token ids');
     const tok = await loadTokenizer(tokDir);
-    const t = new HttpTeacher({ url: teacher!, model: str(values, 'served-model'), flavor: 'auto', temperature, identity: { tokenizerFingerprint: tok.fingerprint(), vocabSize: tok.vocabSize } });
+    const served = str(values, 'served-model', null) ?? (await onlyServedModel(teacher!));
+    const t = new HttpTeacher({ url: teacher!, model: served, flavor: 'auto', temperature, identity: { tokenizerFingerprint: tok.fingerprint(), vocabSize: tok.vocabSize } });
     return { tok, score: (reqs) => t.score(reqs, { topK }), close: () => t.close() };
   }
   const t = await LocalTeacher.open(teacher!, { topK, temperature, threads: rt.threads, device: rt.device, tokenizer: str(values, 'tokenizer', null) ?? undefined });
