@@ -1,7 +1,8 @@
 // JSON Lines reading with line numbers: every record knows where it came from, so an error can
 // name the file and line. Blank lines are skipped; a line that is not a JSON object is reported.
 
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 
 export interface JsonlRecord {
@@ -17,6 +18,7 @@ export interface JsonlProblem {
 
 /** Stream records; malformed lines go to `onProblem` (default: throw an error naming file:line). */
 export async function* readJsonl(file: string, onProblem?: (p: JsonlProblem) => void): AsyncGenerator<JsonlRecord> {
+  if (!existsSync(file)) throw new Error(`${file}: no such file (resolved to ${resolve(file)})`);
   const rl = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
   let line = 0;
   for await (const text of rl) {

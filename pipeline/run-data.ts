@@ -45,13 +45,13 @@ export async function loadRunData(c: RunConfig, tokenizer: Tokenizer, o: { rejec
     return { train, test: task.generate('test', c.run.evalPrompts, c.run.seed), correct: exactAnswer, accuracyRule: 'exact answer', notes: [] };
   }
   const d = c.data;
-  const load = (file: string, rejects: string) => loadPrompts(file, {
+  const load = (file: string, rejects: string, name = 'data.path') => loadPrompts(file, {
     format: d.format, fields: d.fields, requireAnswer: d.requireAnswer, maxRejectFraction: d.maxRejectFraction, onTooLong: d.onTooLong,
-    maxPromptLength: d.maxPromptTokens, tokenizer, rejectsFile: o.rejectsDir ? join(o.rejectsDir, rejects) : undefined,
+    maxPromptLength: d.maxPromptTokens, tokenizer, rejectsFile: o.rejectsDir ? join(o.rejectsDir, rejects) : undefined, name, limitName: 'data.maxPromptTokens',
   });
   const loaded = await load(d.path, 'rejects.jsonl');
   const notes = [loaded.summary];
-  const { train, test } = await heldOutOf(d, loaded, c.run.seed, (f) => load(f, 'rejects-test.jsonl'), notes);
+  const { train, test } = await heldOutOf(d, loaded, c.run.seed, (f) => load(f, 'rejects-test.jsonl', 'data.test'), notes);
   const threshold = c.run.accuracyThreshold;
   if (test.length > c.run.evalPrompts) notes.push(`held-out: evaluating the first ${c.run.evalPrompts} of ${test.length} records (run.evalPrompts)`);
   return { train, test: test.slice(0, c.run.evalPrompts), correct: rewardAtLeast(threshold), accuracyRule: `reward >= ${threshold}`, accuracyThreshold: threshold, notes };

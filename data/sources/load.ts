@@ -6,8 +6,9 @@
 // go to `rejectsFile` with source, line/row, reason and text; the load then fails when
 // rejects / rows read > maxRejectFraction, and when no record is left at all.
 
+import { existsSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { TaskRecord } from '../tasks/types.ts';
 import { FORMATS, formatOf, type SourceRow } from './readers.ts';
 import { DEFAULT_FIELDS, previewText, toTaskRecord } from './record.ts';
@@ -29,15 +30,20 @@ interface Resolved {
   onTooLong: 'reject' | 'filter';
   promptLength: (prompt: string) => number;
   unitName: string;
+  /** "prompt source x.jsonl" or, with opts.name, e.g. "data.path x.jsonl": how messages name the file. */
+  label: string;
+  limitName: string;
 }
 
 function resolveOptions(source: string, o: SourceOptions): Resolved {
+  const label = `${o.name ?? 'prompt source'} ${source}`;
+  const limitName = o.limitName ?? 'maxPromptLength';
   const maxRejectFraction = o.maxRejectFraction ?? 0.01;
-  if (!(maxRejectFraction >= 0 && maxRejectFraction <= 1)) throw new Error(`prompt source ${source}: maxRejectFraction must be in [0, 1], got ${maxRejectFraction}`);
+  if (!(maxRejectFraction >= 0 && maxRejectFraction <= 1)) throw new Error(`${label}: maxRejectFraction must be in [0, 1], got ${maxRejectFraction}`);
   const maxPromptLength = o.maxPromptLength ?? Infinity;
-  if (!(maxPromptLength > 0)) throw new Error(`prompt source ${source}: maxPromptLength must be positive, got ${maxPromptLength}`);
+  if (!(maxPromptLength > 0)) throw new Error(`${label}: ${limitName} must be positive, got ${maxPromptLength}`);
   const onTooLong = o.onTooLong ?? 'reject';
-  if (onTooLong !== 'reject' && onTooLong !== 'filter') throw new Error(`prompt source ${source}: onTooLong must be 'reject' or 'filter', got ${String(onTooLong)}`);
+  if (onTooLong !== 'reject' && onTooLong !== 'filter') throw new Error(`${label}: onTooLong must be 'reject' or 'filter', got ${String(onTooLong)}`);
   const tok = o.tokenizer;
   const encoder = new TextEncoder();
   return {
@@ -48,6 +54,8 @@ function resolveOptions(source: string, o: SourceOptions): Resolved {
     onTooLong,
     promptLength: tok ? (p) => tok.encode(p).length : (p) => encoder.encode(p).length,
     unitName: tok ? 'tokens' : 'bytes',
+    label,
+    limitName,
   };
 }
 
@@ -71,7 +79,7 @@ function routeRow(row: SourceRow, file: string, unit: 'line' | 'row', r: Resolve
   const length = r.promptLength(record.prompt);
   if (length > r.maxPromptLength) {
     if (r.onTooLong === 'filter') return void t.filteredTooLong++;
-    return void reject(`prompt too long: ${length} ${r.unitName} > maxPromptLength ${r.maxPromptLength}`, previewText(row.value));
+    return void reject(`prompt too long: ${length} ${r.unitName} > ${r.limitName} ${r.maxPromptLength}`, previewText(row.value));
   }
   const first = t.firstSeen.get(record.id);
   if (first !== undefined) return void reject(`duplicate id ${JSON.stringify(record.id)} (first at ${unit} ${first})`, previewText(row.value));
@@ -93,22 +101,24 @@ function checkThreshold(file: string, t: Tally, r: Resolved, rejectsFile?: strin
   const where = (x: Reject) => `${x.line !== undefined ? `line ${x.line}` : `row ${x.row}`}: ${x.reason}`;
   const first = t.rejects.slice(0, 3).map(where).join('; ');
   const seeFile = rejectsFile ? `; all rejects in ${rejectsFile}` : '';
-  if (t.total === 0) throw new PromptSourceError(`prompt source ${file}: no records`, t.rejects);
+  if (t.total === 0) throw new PromptSourceError(`${r.label}: no records`, t.rejects);
   const fraction = t.rejects.length / t.total;
   if (fraction > r.maxRejectFraction)
     throw new PromptSourceError(
-      `prompt source ${file}: ${t.rejects.length} of ${t.total} records rejected (${(100 * fraction).toFixed(1)}% > maxRejectFraction ` +
+      `${r.label}: ${t.rejects.length} of ${t.total} records rejected (${(100 * fraction).toFixed(1)}% > maxRejectFraction ` +
         `${(100 * r.maxRejectFraction).toFixed(1)}%); first: ${first}${seeFile}`,
       t.rejects,
     );
   if (t.records.length === 0)
-    throw new PromptSourceError(`prompt source ${file}: no usable records (${t.rejects.length} rejected, ${t.filteredTooLong} filtered as too long)${seeFile}`, t.rejects);
+    throw new PromptSourceError(`${r.label}: no usable records (${t.rejects.length} rejected, ${t.filteredTooLong} filtered as too long)${seeFile}`, t.rejects);
 }
 
 /** Read `file` (JSONL, Parquet or Arrow IPC) into TaskRecords under `opts`; see the header for the rules. */
 export async function loadPrompts(file: string, opts: SourceOptions = {}): Promise<LoadResult> {
   const r = resolveOptions(file, opts);
   const reader = FORMATS[opts.format ?? formatOf(file)];
+  if (!existsSync(file)) throw new PromptSourceError(`${r.label}: no such file (resolved to ${resolve(file)})`, []);
+  if (statSync(file).isDirectory()) throw new PromptSourceError(`${r.label}: is a directory, not a prompt file`, []);
   const t: Tally = { records: [], rejects: [], filteredTooLong: 0, total: 0, firstSeen: new Map() };
   for await (const row of reader.read(file)) routeRow(row, file, reader.unit, r, t);
   if (opts.rejectsFile) await writeRejects(opts.rejectsFile, t.rejects);

@@ -156,5 +156,5 @@ test('unreadable files and unknown extensions fail naming the file', async () =>
   const notArrow = file('fake.arrow', 'not arrow at all');
   await assert.rejects(loadPrompts(notArrow), /fake\.arrow: cannot read as Arrow IPC/);
   assert.equal((await loadPrompts(jsonl('as.txt', [{ prompt: 'p', answer: '1' }]), { format: 'jsonl' })).records.length, 1);
-  await assert.rejects(loadPrompts(join(dir, 'missing.jsonl')), /ENOENT/);
+  await assert.rejects(loadPrompts(join(dir, 'missing.jsonl')), { message: `prompt source ${join(dir, 'missing.jsonl')}: no such file (resolved to ${join(dir, 'missing.jsonl')})` });
 });

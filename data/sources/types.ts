@@ -34,6 +34,10 @@ export interface SourceOptions {
   onTooLong?: 'reject' | 'filter';
   /** Override the format the file extension implies. */
   format?: SourceFormat;
+  /** How messages name the file's setting, e.g. the config field "data.path" or the flag "--input"; default "prompt source". */
+  name?: string;
+  /** How messages name maxPromptLength, e.g. the config field "data.maxPromptTokens"; default "maxPromptLength". */
+  limitName?: string;
 }
 
 /** One line of rejects.jsonl. JSONL rejects carry `line` (1-based); Parquet/Arrow rejects carry `row` (0-based). */

@@ -30,7 +30,7 @@ test('opd run: prompts over data.maxPromptTokens are rejected (or filtered) at l
   assert.ok(!existsSync(join(strict, 'metrics.jsonl')), 'stopped before any rollout');
   const rejects = readFileSync(join(strict, 'rejects.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { line: number; reason: string });
   assert.deepEqual(rejects.map((r) => r.line), [5, 10]);
-  for (const r of rejects) assert.match(r.reason, /prompt too long: \d+ tokens > maxPromptLength 12/);
+  for (const r of rejects) assert.match(r.reason, /prompt too long: \d+ tokens > data\.maxPromptTokens 12/);
 
   for (const onTooLong of ['reject', 'filter']) {
     const s = await startRun(config(`ok-${onTooLong}`, { onTooLong, maxRejectFraction: 0.5 }), { quiet: true });

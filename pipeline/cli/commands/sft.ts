@@ -3,7 +3,7 @@
 
 import { createLogger, flushLogger } from '../../log.ts';
 import { sftModelDir } from '../../recipes/sft.ts';
-import { num, runtimeFrom, runtimeOptions, str } from '../args.ts';
+import { inputFile, num, runtimeFrom, runtimeOptions, str } from '../args.ts';
 import type { Command } from '../command.ts';
 
 export const sft: Command = {
@@ -17,7 +17,7 @@ export const sft: Command = {
   async run({ values }) {
     const log = createLogger();
     const steps = num(values, 'steps', 200, { int: true, min: 1 });
-    await sftModelDir(str(values, 'model'), str(values, 'data'), str(values, 'out'), {
+    await sftModelDir(str(values, 'model'), inputFile(values, 'data'), str(values, 'out'), {
       steps,
       lr: num(values, 'lr', 1e-3, { min: 0 }),
       warmup: num(values, 'warmup', 10, { int: true, min: 0 }),
