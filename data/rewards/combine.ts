@@ -7,18 +7,31 @@
 // are imported up front: a missing export or a bad param fails at startup, not mid-run. Every term's
 // value is checked to be a finite number; anything else throws naming the term and the record id.
 
-import { z } from 'zod';
-import { parseConfig } from '../tasks/config.ts';
 import { BUILTIN_REWARDS } from './builtin.ts';
 import type { RewardContext, RewardFactory, RewardFn, RewardTerm, UserRewardFn } from './types.ts';
 import { describeValue, loadUserReward } from './user.ts';
+
+/**
+ * What is wrong with the params of a `module` term, checked without importing it (the run config
+ * does this while parsing): one message per key, [] when they are fine.
+ */
+export function moduleParamProblems(params: Record<string, unknown>): { key: string; message: string }[] {
+  const out: { key: string; message: string }[] = [];
+  const { path, export: name, ...rest } = params;
+  if (path === undefined) out.push({ key: 'path', message: 'missing: a module term needs the file exporting the reward (prompt, completion, record) => number, e.g. "path": "rewards/mine.mjs"' });
+  else if (typeof path !== 'string' || path === '') out.push({ key: 'path', message: `${describeValue(path)} is not a file path (a non-empty string, e.g. "rewards/mine.mjs")` });
+  if (name !== undefined && (typeof name !== 'string' || name === '')) out.push({ key: 'export', message: `${describeValue(name)} is not an export name (a non-empty string; default "default")` });
+  for (const k of Object.keys(rest)) out.push({ key: k, message: 'unknown key; a module term has type, weight, path and export' });
+  return out;
+}
 
 /** `module`: a user function from a JS/TS file, {path, export="default"}. */
 const moduleReward: RewardFactory = {
   description: 'module {path, export="default"}: a user function (prompt, completion, record) => number from a JS/TS file',
   create(params, ctx) {
-    const p = parseConfig('reward module', z.strictObject({ path: z.string().min(1), export: z.string().min(1).optional() }), params);
-    return loadUserReward(p.path, { exportName: p.export, baseDir: ctx.baseDir });
+    const problems = moduleParamProblems(params);
+    if (problems.length) throw new Error(problems.map((p) => `reward module: ${p.key}: ${p.message}`).join('\n'));
+    return loadUserReward(params.path as string, { exportName: params.export as string | undefined, baseDir: ctx.baseDir });
   },
 };
 

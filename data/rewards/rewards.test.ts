@@ -94,7 +94,8 @@ test('bad user modules fail naming the module path and what is wrong', async () 
   const noDefault = mod('named.mjs', 'export const score = () => 1; export const other = 2;');
   await assert.rejects(loadUserReward(noDefault), new RegExp(`reward module ${noDefault}: no export named "default" \\(it exports: other, score\\)`));
   await assert.rejects(loadUserReward(noDefault, { exportName: 'other' }), /export "other" is 2, not a function/);
-  await assert.rejects(combine([{ type: 'module' }]), /reward module: invalid config[\s\S]*path/);
+  await assert.rejects(combine([{ type: 'module' }]), { message: /^reward module: path: missing: a module term needs the file exporting the reward \(prompt, completion, record\) => number, e\.g\. "path": "rewards\/mine\.mjs"$/ });
+  await assert.rejects(combine([{ type: 'module', path: 'm.mjs', expor: 'x' }]), { message: 'reward module: expor: unknown key; a module term has type, weight, path and export' });
 });
 
 test('a user reward returning a non-number, NaN or Infinity, or throwing, names the record id', async () => {

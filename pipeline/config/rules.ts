@@ -4,7 +4,7 @@
 // (zod skips refinements after a field error), so they can trust types and ranges.
 
 import { resolve } from 'node:path';
-import { rewardTypes, REWARDS } from '../../data/rewards/combine.ts';
+import { moduleParamProblems, rewardTypes, REWARDS } from '../../data/rewards/combine.ts';
 import { createTask } from '../../data/tasks/registry.ts';
 import { GROUP_MODES } from '../algo/advantages.ts';
 import type { BlendMode } from '../algo/blend.ts';
@@ -156,8 +156,9 @@ export const RULES: readonly Rule[] = [
       if (c.rewards.length === 0 && !('task' in c.data))
         report(['rewards'], `a prompt file has no task to take a reward from: list at least one term, e.g. [{"type": "numeric_match"}]; types: ${rewardTypes().join(' | ')}`);
       c.rewards.forEach((term, i) => {
-        if (term.type === 'module') return; // imported at startup by combine(), not while parsing
         const { type, weight: _w, ...params } = term;
+        // a module is imported at startup by combine(), not while parsing: only its params are checked here
+        if (type === 'module') return moduleParamProblems(params).forEach((p) => report(['rewards', i, p.key], p.message));
         try {
           const built = REWARDS[type]!.create(params, {});
           if (built instanceof Promise) built.catch(() => {});
