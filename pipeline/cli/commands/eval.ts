@@ -99,7 +99,7 @@ async function heldOutSet(values: Values, tok: Tokenizer): Promise<HeldOutSet> {
   if (values.data !== undefined) {
     const file = str(values, 'data');
     const like = c && 'path' in c.data ? { fields: c.data.fields, format: c.data.format, requireAnswer: c.data.requireAnswer } : { requireAnswer: false };
-    const loaded = await loadPrompts(file, like);
+    const loaded = await loadPrompts(file, { ...like, name: '--data' });
     if (loaded.rejects.length || loaded.filteredTooLong) console.error(loaded.summary);
     const t = threshold ?? c?.run.accuracyThreshold ?? 1;
     return { ...base, records: cut(loaded.records), scoring: { reward, correct: rewardAtLeast(t) }, rule: `reward >= ${t}`, about: { data: file, rewards: terms }, label: file };
