@@ -69,6 +69,7 @@ test('a minimal config gets every default, the task reward and the only teacher 
     epochs: 1,
     minibatches: 1,
     optimizer: { lr: 1e-5, warmupSteps: 0, schedule: 'constant', weightDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, maxGradNorm: 1 },
+    step: 'auto',
   });
   assert.deepEqual(c.runtime, { device: 'cpu', oneStepStale: false });
 });

@@ -103,6 +103,10 @@ export const TrainSection = z
     minibatches: count(1).default(1).describe('Optimizer updates per epoch; must divide promptsPerStep × G (count)'),
     microBatchSize: count(1).optional().describe('Rollouts per forward/backward chunk (count; gradient accumulation, exact); default: the whole minibatch'),
     optimizer: OptimizerSection.prefault({}),
+    step: z
+      .enum(['auto', 'fused', 'layered'])
+      .default('auto')
+      .describe('Train-step graphs: fused (one graph, two copies of the state; fastest for small models), layered (per-layer sessions over one copy: ≈16 B/param for real-size students), auto = layered from 20M parameters or a 32k vocabulary'),
   })
   .describe('Optimizer steps on each batch of rollouts');
 

@@ -19,7 +19,8 @@
 // after a step (SIGTERM, R13).
 
 import { Rng } from '../../engine/rng.ts';
-import { Trainer } from '../../engine/train/trainer.ts';
+import type { StepTrainer } from '../../engine/train/trainer.ts';
+import { type TrainStepKind, createStudentTrainer } from '../../student/train/trainer.ts';
 import type { RuntimeOptions } from '../../engine/runtime/session.ts';
 import type { RolloutRow } from '../../data/schemas.ts';
 import type { Tokenizer } from '../../data/tokenizer/types.ts';
@@ -67,6 +68,8 @@ export interface OpdSettings {
   adamw: { beta1: number; beta2: number; eps: number; maxGradNorm: number };
   maxConsecutiveSkips: number;
   seed: number;
+  /** fused, layered, or auto by model size (student/train/trainer.ts); default auto. */
+  trainStep?: TrainStepKind;
   runtime: RuntimeOptions;
 }
 
@@ -110,25 +113,31 @@ export interface OpdHooks {
   /** Rows stored for `step` by an earlier (interrupted) run, or null to sample the step. */
   stored?(step: number): RolloutRow[] | null;
   /** After every step: persist the metrics line and checkpoints (the run directory's job). */
-  onStep?(rec: StepRecord, trainer: Trainer, state: LoopState): Promise<void>;
+  onStep?(rec: StepRecord, trainer: StepTrainer, state: LoopState): Promise<void>;
   /** Checked after each step: true ends the loop there (state.step < steps). */
   shouldStop?(): boolean;
   /** Resume: state and trainer contents to start from. */
-  resume?: { state: LoopState; restore(trainer: Trainer): void };
+  resume?: { state: LoopState; restore(trainer: StepTrainer): void };
 }
 
-export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ trainer: Trainer; state: LoopState; stopped: boolean; close(): Promise<void> }> {
+export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ trainer: StepTrainer; state: LoopState; stopped: boolean; close(): Promise<void> }> {
   const s = job.settings;
   const c = job.student.config;
   const tok = job.student.tokenizer;
-  const trainer = await Trainer.create(
-    buildPolicyTrainStep(c, { weightDecay: s.weightDecay, adamw: s.adamw, loss: s.loss, microBatches: s.microBatches > 1 }),
-    Object.fromEntries(job.student.weights),
-    s.runtime,
-  );
+  // the trainer owns the student's weight arrays from here on (the layered step updates them in place)
+  const trainer = await createStudentTrainer(c, Object.fromEntries(job.student.weights), {
+    objective: 'policy',
+    loss: s.loss,
+    weightDecay: s.weightDecay,
+    adamw: s.adamw,
+    microBatches: s.microBatches > 1,
+    kind: s.trainStep,
+    adopt: true,
+    runtime: s.runtime,
+  });
   const generator = await Generator.create(c, () => trainer.paramViews(), s.runtime);
   // one-step-stale: a second generator reads a copy of the weights taken before each update
-  let snapshot: ReturnType<Trainer['paramViews']> = {};
+  let snapshot: ReturnType<StepTrainer['paramViews']> = {};
   const staleGenerator = s.oneStepStale ? await Generator.create(c, () => snapshot, s.runtime) : null;
   const state: LoopState = hooks.resume?.state ?? { step: 0, cursor: { epoch: 0, index: 0 }, skipped: 0, skippedTotal: 0 };
   hooks.resume?.restore(trainer);
@@ -230,8 +239,8 @@ function perStage(tokens: number, seconds: Record<string, number>): Record<strin
 /** Step k's sampler seed: a function of (seed, k) alone, so a step can be redone or replayed in isolation. */
 export const stepSeed = (seed: number, step: number) => (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(step, 0x85ebca6b)) >>> 0;
 
-function copyViews(views: ReturnType<Trainer['paramViews']>): ReturnType<Trainer['paramViews']> {
-  return Object.fromEntries(Object.entries(views).map(([k, v]) => [k, { ...v, data: v.data.slice() }])) as ReturnType<Trainer['paramViews']>;
+function copyViews(views: ReturnType<StepTrainer['paramViews']>): ReturnType<StepTrainer['paramViews']> {
+  return Object.fromEntries(Object.entries(views).map(([k, v]) => [k, { ...v, data: v.data.slice() }])) as ReturnType<StepTrainer['paramViews']>;
 }
 
 /** A step's groups rebuilt from its stored rows (R6), checked against the prompts the cursor picks. */
@@ -253,7 +262,7 @@ function replayed(rows: readonly RolloutRow[], records: readonly TaskRecord[], s
 }
 
 /** μ epochs over the step's rollouts, each split into `minibatches` optimizer updates (by group). */
-async function trainEpochs(trainer: Trainer, rollouts: readonly PolicyRollout[], s: OpdSettings, padId: number, lr: number) {
+async function trainEpochs(trainer: StepTrainer, rollouts: readonly PolicyRollout[], s: OpdSettings, padId: number, lr: number) {
   const perGroup = s.sampling.groupSize;
   const groups = rollouts.length / perGroup;
   const size = Math.ceil(groups / s.minibatches) * perGroup;

@@ -9,7 +9,7 @@
 // committed checkpoint at that step (R13).
 
 import { hostTensor } from '../../engine/runtime/host.ts';
-import type { Trainer } from '../../engine/train/trainer.ts';
+import type { StepTrainer } from '../../engine/train/trainer.ts';
 import { rolloutsToTable, tableToRollouts } from '../../data/schemas.ts';
 import { listShards, readShard, writeShard } from '../../data/store/shards.ts';
 import { cleanTemps, latestCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint.ts';
@@ -45,7 +45,7 @@ export async function runPersisted(run: RunDir, job: OpdJob, o: PersistOptions) 
     student = { ...job.student, weights: ck.weights };
     resume = {
       state: { ...state, step: ck.step },
-      restore: (t: Trainer) =>
+      restore: (t: StepTrainer) =>
         t.importState({ t: ck.optimizer.t, tensors: Object.fromEntries(Object.entries(ck.optimizer.tensors).map(([k, v]) => [k, hostTensor('float32', shapeOf(t, k), v)])) }),
     };
     log(`resuming from ${latest.dir} (step ${ck.step})`);
@@ -53,9 +53,10 @@ export async function runPersisted(run: RunDir, job: OpdJob, o: PersistOptions) 
     await truncateMetricsAfter(run.dir, 0);
   }
   const committed = new Set(listShards(run.shards).map((s) => s.file));
-  const checkpoint = async (trainer: Trainer, state: LoopState) => {
+  const checkpoint = async (trainer: StepTrainer, state: LoopState) => {
     const st = trainer.exportState();
-    // exportState already copied parameters and moments; split them rather than copying the weights again
+    // exportState gives copies (fused) or views valid until the next step (layered); the checkpoint is
+    // written before the next step, so split them rather than copying the weights again
     const optimizer: Record<string, Float32Array> = {};
     const weights = new Map<string, Float32Array>();
     for (const [k, v] of Object.entries(st.tensors)) {
@@ -104,9 +105,9 @@ export async function runPersisted(run: RunDir, job: OpdJob, o: PersistOptions) 
   return result;
 }
 
-function shapeOf(t: Trainer, name: string): number[] {
+function shapeOf(t: StepTrainer, name: string): number[] {
   const base = name.replace(/^[mv]\./, '');
-  const p = t.spec.params.find((x) => x.name === base);
+  const p = t.paramSpecs.find((x) => x.name === base);
   if (!p) throw new Error(`checkpoint holds optimizer state "${name}" for a parameter the model does not have`);
   return p.shape;
 }

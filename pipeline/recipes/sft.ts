@@ -4,13 +4,13 @@
 // Deliberately simple: constant learning rate after a linear warm-up, no evaluation split.
 
 import { Rng } from '../../engine/rng.ts';
-import { Trainer } from '../../engine/train/trainer.ts';
+import { type TrainStepKind, createStudentTrainer } from '../../student/train/trainer.ts';
 import type { RuntimeOptions } from '../../engine/runtime/session.ts';
 import type { Tokenizer } from '../../data/tokenizer/types.ts';
 import { readAllJsonl } from '../../data/jsonl.ts';
 import { loadTokenizer } from '../../data/tokenizer/hf.ts';
 import { type ModelDir, type Weights, loadModelDir, saveModelDir } from '../../student/model/weights.ts';
-import { buildSftTrainStep, packSftBatch, type SftExample } from '../../student/train/step.ts';
+import { packSftBatch, type SftExample } from '../../student/train/step.ts';
 
 export interface SftOptions {
   steps: number;
@@ -23,6 +23,8 @@ export interface SftOptions {
   weightDecay: number;
   maxGradNorm: number;
   runtime?: RuntimeOptions;
+  /** fused, layered, or auto by model size (default auto). */
+  trainStep?: TrainStepKind;
   /** Called every step with (step, loss); used for progress lines. */
   onStep?: (step: number, loss: number, skipped: boolean) => void;
 }
@@ -50,8 +52,14 @@ export function tokenizeSft(tok: Tokenizer, recs: readonly SftRecord[], maxLen: 
 export async function runSft(model: ModelDir, examples: readonly SftExample[], padId: number, o: SftOptions): Promise<{ weights: Weights; losses: number[] }> {
   if (examples.length === 0) throw new Error('sft: no training examples');
   const c = model.config;
-  const step = buildSftTrainStep(c, { weightDecay: o.weightDecay, adamw: { maxGradNorm: o.maxGradNorm } });
-  const trainer = await Trainer.create(step, Object.fromEntries(model.weights), o.runtime);
+  const trainer = await createStudentTrainer(c, Object.fromEntries(model.weights), {
+    objective: 'sft',
+    weightDecay: o.weightDecay,
+    adamw: { maxGradNorm: o.maxGradNorm },
+    kind: o.trainStep,
+    adopt: true, // the model's arrays become the trainer's: no second copy of the weights
+    runtime: o.runtime,
+  });
   const rng = new Rng(o.seed);
   let order: number[] = [];
   const losses: number[] = [];
@@ -67,8 +75,9 @@ export async function runSft(model: ModelDir, examples: readonly SftExample[], p
       losses.push(r.loss);
       o.onStep?.(s, r.loss, r.skipped);
     }
-    const params = trainer.params();
-    return { weights: new Map(Object.entries(params).map(([k, v]) => [k, v as Float32Array])), losses };
+    // the trainer's own buffers (host arrays that outlive release()): no copy of the weights at the end
+    const params = trainer.paramViews();
+    return { weights: new Map(Object.entries(params).map(([k, v]) => [k, v.data as Float32Array])), losses };
   } finally {
     await trainer.release();
   }

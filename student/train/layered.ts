@@ -59,6 +59,9 @@ export class LayeredTrainer implements StepTrainer {
   private readonly m = new Map<string, FloatArray>();
   private readonly v = new Map<string, FloatArray>();
   private scratch = new Map<string, FloatArray>();
+  /** Seconds of the last step by phase (forward, head / layer backward, optimizer), summed over micro-batches. */
+  timings: Record<string, number> = {};
+  private lapAt = 0;
 
   private constructor(
     private readonly c: ModelConfig,
@@ -111,12 +114,15 @@ export class LayeredTrainer implements StepTrainer {
   async step(batch: Batch | readonly Batch[], lr: number): Promise<StepResult> {
     const batches = Array.isArray(batch) ? batch : [batch as Batch];
     if (batches.length === 0) throw new Error('LayeredTrainer.step: no micro-batches');
+    this.timings = {};
+    this.lapAt = performance.now();
     const per: Array<Record<string, number>> = [];
     for (let i = 0; i < batches.length; i++) per.push(await this.backward(batches[i]!, i === 0));
     const combined = combineMetrics(per, this.loss.combine);
     const slots = this.slots();
     const normSq = await this.opt.gradNormSq(slots);
     const r = await this.opt.step(slots, lr, this.t + 1, normSq, Number.isFinite(combined.loss!));
+    this.lap('optimizer_s');
     if (r.skipped) {
       this.skippedInARow++;
       this.skippedTotal++;
@@ -182,12 +188,15 @@ export class LayeredTrainer implements StepTrainer {
     const head = await this.s.headFwd.run({ h: hs[c.numLayers]!, [NORM]: this.view(NORM), head: this.view(headName), input_ids: ids, inv_temperature: invTemp });
     const out = await this.s.loss.run({ logprobs: head.logprobs!, ...lossFeeds });
 
+    this.lap('forward_s');
     // backward
     const dhn = await this.headBackward(headName, head, out['d.logprobs']!, ids, invTemp, first);
+    this.lap('head_backward_s');
     const norm = await this.s.normBwd.run({ h: hs[c.numLayers]!, [NORM]: this.view(NORM), dhn });
     this.write(NORM, norm[`d.${NORM}`]!.data as FloatArray, first);
     let dh = norm.dh!;
     for (let i = c.numLayers - 1; i >= 0; i--) dh = await this.layerBackward(i, hs[i]!, seq, dh, first);
+    this.lap('layers_backward_s');
     const dE = this.grads.get(EMBED)!;
     if (first && !c.tieWordEmbeddings) dE.fill(0);
     addRows(dE, ids.data as BigInt64Array, dh.data as FloatArray, c.hiddenSize);
@@ -235,6 +244,12 @@ export class LayeredTrainer implements StepTrainer {
     return r.dh!;
   }
 
+  private lap(phase: string): void {
+    const now = performance.now();
+    this.timings[phase] = (this.timings[phase] ?? 0) + (now - this.lapAt) / 1e3;
+    this.lapAt = now;
+  }
+
   private layerFeeds(i: number): Record<string, HostTensor> {
     return Object.fromEntries(layerSuffixes(this.c).map(([s, shape]) => [`layer.${s}`, this.tensor(this.w.get(`model.layers.${i}.${s}`)!, shape)]));
   }
@@ -275,3 +290,4 @@ function addRows(dE: FloatArray, ids: BigInt64Array, dh: FloatArray, D: number):
     for (let d = 0; d < D; d++) dE[row + d]! += dh[n * D + d]!;
   }
 }
+

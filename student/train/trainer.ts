@@ -3,7 +3,8 @@
 // `fused` (engine/train/trainer.ts): forward + backward + AdamW in one graph, state double-buffered.
 // Fastest for small models; holds about 2 × 12 B/param of state plus whole-model temporaries.
 // `layered` (layered.ts): a chain of per-layer sessions over one copy of the state, ≈ 16 B/param
-// plus activations; what real-size students need. `auto` picks layered from LAYERED_FROM_PARAMS on.
+// plus activations, and no [tokens × V] logits in the backward; what real-size students need. `auto`
+// picks layered for 20M+ parameters or a 32k+ vocabulary.
 // Both compute the same loss with the same AdamW; they agree to float rounding (layered.test.ts).
 
 import type { AdamWConfig } from '../../engine/optim/adamw.ts';
@@ -17,8 +18,9 @@ import { buildPolicyTrainStep, buildSftTrainStep, policyLossOnLogprobs, sftLossO
 export type TrainStepKind = 'auto' | 'fused' | 'layered';
 export const TRAIN_STEP_KINDS: readonly TrainStepKind[] = ['auto', 'fused', 'layered'];
 
-/** Parameter count from which `auto` chooses the layered step (the 40M-with-151k-vocab shape and up). */
+/** `auto` chooses the layered step from this many parameters, or from this vocabulary size on. */
 export const LAYERED_FROM_PARAMS = 20_000_000;
+export const LAYERED_FROM_VOCAB = 32_768;
 
 export interface StudentTrainerOptions {
   objective: 'policy' | 'sft';
@@ -29,6 +31,8 @@ export interface StudentTrainerOptions {
   microBatches?: boolean;
   kind?: TrainStepKind;
   dtype?: 'float32' | 'float64';
+  /** Layered only: chunk sizes (see LayeredOptions). */
+  layered?: { vocabChunk?: number; optimizerChunk?: number };
   /** Layered only: take ownership of the weight arrays instead of copying them. */
   adopt?: boolean;
   runtime?: RuntimeOptions;
@@ -36,14 +40,15 @@ export interface StudentTrainerOptions {
 
 export function chooseTrainStep(c: ModelConfig, kind: TrainStepKind = 'auto'): 'fused' | 'layered' {
   if (!TRAIN_STEP_KINDS.includes(kind)) throw new Error(`unknown train step "${kind}"; choose from ${TRAIN_STEP_KINDS.join(', ')}`);
-  return kind === 'auto' ? (paramCount(c) >= LAYERED_FROM_PARAMS ? 'layered' : 'fused') : kind;
+  if (kind !== 'auto') return kind;
+  return paramCount(c) >= LAYERED_FROM_PARAMS || c.vocabSize >= LAYERED_FROM_VOCAB ? 'layered' : 'fused';
 }
 
 export async function createStudentTrainer(c: ModelConfig, init: ParamValues, o: StudentTrainerOptions): Promise<StepTrainer> {
   const common = { weightDecay: o.weightDecay, adamw: o.adamw, dtype: o.dtype };
   if (chooseTrainStep(c, o.kind) === 'layered') {
     const objective = o.objective === 'policy' ? policyLossOnLogprobs({ ...common, loss: o.loss }) : sftLossOnLogprobs(common);
-    return LayeredTrainer.create(c, objective, init, { ...common, adopt: o.adopt, runtime: o.runtime });
+    return LayeredTrainer.create(c, objective, init, { ...common, ...o.layered, adopt: o.adopt, runtime: o.runtime });
   }
   const spec = o.objective === 'policy' ? buildPolicyTrainStep(c, { ...common, loss: o.loss, microBatches: o.microBatches }) : buildSftTrainStep(c, { ...common, microBatches: o.microBatches });
   return Trainer.create(spec, init, o.runtime);

@@ -64,6 +64,7 @@ function settingsOf(c: RunConfig): OpdSettings {
     adamw: { beta1: o.beta1, beta2: o.beta2, eps: o.eps, maxGradNorm: o.maxGradNorm },
     maxConsecutiveSkips: c.run.maxConsecutiveSkips,
     seed: c.run.seed,
+    trainStep: c.train.step,
     runtime: { device: c.runtime.device, threads: c.runtime.threads },
   };
 }
