@@ -28,13 +28,13 @@
 // for the batch. Timeouts, refused/reset connections, cut-off or unparseable bodies, 429 and 5xx are
 // retried with exponential backoff and full jitter (or the server's Retry-After / retry-after-ms,
 // capped); other 4xx fail at once with the server's message. Requests in flight are bounded by
-// pipeline/queue.ts, shared by all calls on one teacher; a retry keeps its slot while it waits.
+// teacher/queue.ts, shared by all calls on one teacher; a retry keeps its slot while it waits.
 // Temperature is sent as asked; whether a server scales *prompt* log-probs by it differs (vLLM's
 // V1 engine returns raw log-probs unless started with --logprobs-mode processed_logprobs): keep 1
 // unless the server is known to apply it. identity.modelId defaults to `http:<model>`, so replicas
 // serving one model share cached scores.
 
-import { boundedQueue, type WorkQueue } from '../pipeline/queue.ts';
+import { boundedQueue, type WorkQueue } from './queue.ts';
 import { type Teacher, type TeacherIdentity, type TeacherRequest, type TeacherScore, TeacherScoreError, validateScore } from './types.ts';
 
 export type Flavor = 'vllm' | 'sglang';

@@ -1,5 +1,6 @@
-// The only module that imports p-queue: bounded concurrency for teacher requests and worker jobs.
-// Callers get a small interface so a fake or another scheduler can stand in for tests.
+// The only module that imports p-queue: bounded concurrency for teacher requests (teacher/http.ts)
+// and worker jobs. Callers get a small interface so a fake or another scheduler can stand in for tests.
+// It lives in teacher/ so that teacher/ imports nothing from pipeline/.
 
 import PQueue from 'p-queue';
 
