@@ -38,6 +38,7 @@ import {
   log,
   logSoftmax,
   matmul,
+  gemmT,
   maximum,
   minimum,
   mul,
@@ -184,6 +185,7 @@ const rows: Row[] = [
   { name: 'TopK k=2 axis 0 (distinct)', in: [distinct([4, 3])], f: ([x]) => topK(x!, 2, 0)[0] },
 
   // MatMul, softmax family, cumsum, trilu.
+  { name: 'Gemm transB [3,4] · [5,4]ᵀ', in: [[3, 4], [5, 4]], f: ([a, b]) => gemmT(a!, b!) },
   { name: 'MatMul [3,4] @ [4,5]', in: [[3, 4], [4, 5]], f: ([a, b]) => matmul(a!, b!) },
   { name: 'MatMul batched broadcast [2,1,3,4] @ [3,4,5]', in: [[2, 1, 3, 4], [3, 4, 5]], f: ([a, b]) => matmul(a!, b!) },
   { name: 'MatMul rank-2 weight fast path [2,3,4] @ [4,5]', in: [[2, 3, 4], [4, 5]], f: ([a, b]) => matmul(a!, b!) },

@@ -13,6 +13,12 @@ export type { Dim, Shape };
 
 export const isFloat = (d: DType): boolean => d === 'float32' || d === 'float64' || d === 'float16';
 
+export interface ExternalData {
+  file: string;
+  offset: number;
+  length: number;
+}
+
 export type ConstData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Uint16Array;
 
 export class Tensor {
@@ -54,6 +60,8 @@ export class Graph {
   readonly inputs: GraphInput[] = [];
   readonly outputs: { name: string; tensor: Tensor }[] = [];
   readonly constants = new Map<number, ConstData>();
+  /** Initializers whose bytes live in a file beside the model (see `external`). */
+  readonly externals = new Map<number, ExternalData>();
   private nextId = 0;
   private scopes: string[] = [];
 
@@ -110,8 +118,19 @@ export class Graph {
     }
   }
 
+  /**
+   * A constant whose bytes stay in a file (ONNX external data): `file` is relative to the folder the
+   * model is loaded from, `offset` and `length` in bytes. Frozen weights use this so a session loads
+   * them once from disk and they never pass through JS.
+   */
+  external(ref: ExternalData, shape: readonly number[], dtype: DType): Tensor {
+    const t = new Tensor(this, this.nextId++, [...shape], dtype, null);
+    this.externals.set(t.id, ref);
+    return t;
+  }
+
   isConstant(t: Tensor): boolean {
-    return this.constants.has(t.id);
+    return this.constants.has(t.id) || this.externals.has(t.id);
   }
 
   inputName(t: Tensor): string | undefined {

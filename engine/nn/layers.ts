@@ -9,13 +9,14 @@ import type { DType, Graph, Tensor } from '../ir/graph.ts';
 import { scalar } from '../ops/core.ts';
 import { add, cast as castTo, cos, div, less, mul, neg, sigmoid, sin, sqrt, sub, where } from '../ops/elementwise.ts';
 import { gatherElements } from '../ops/indexing.ts';
-import { logSoftmax, matmul, softmax, trilu } from '../ops/nn.ts';
+import { gemmT, logSoftmax, matmul, softmax, trilu } from '../ops/nn.ts';
 import { reduceMean, sumAll as reduceSumAll } from '../ops/reduce.ts';
-import { concat, expand, reshape, slice, squeeze, transpose, unsqueeze } from '../ops/shape.ts';
+import { concat, expand, flattenRows, reshape, slice, squeeze, transpose, unsqueeze } from '../ops/shape.ts';
 
 /** y = x·Wᵀ + b.   x [..., in], w [out, in], b [out] -> [..., out] */
 export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
-  const y = matmul(x, transpose(w, [1, 0]));
+  // A frozen weight (an initializer) goes through Gemm, which reads it in place (see ops/nn.ts).
+  const y = x.graph.isConstant(w) ? reshape(gemmT(flattenRows(x), w), [...x.shape.slice(0, -1), w.shape[0]!]) : matmul(x, transpose(w, [1, 0]));
   return b ? add(y, b) : y;
 }
 

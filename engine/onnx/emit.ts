@@ -16,8 +16,10 @@ import {
   type NodeProto,
   NodeProtoSchema,
   OperatorSetIdProtoSchema,
+  StringStringEntryProtoSchema,
   type TensorProto,
   TensorProtoSchema,
+  TensorProto_DataLocation,
   TensorShapeProtoSchema,
   TensorShapeProto_DimensionSchema,
   TypeProtoSchema,
@@ -26,7 +28,7 @@ import {
   ValueInfoProtoSchema,
 } from 'onnx-buf';
 import { type DimExpr, type Shape, parseDim } from '../ir/dims.ts';
-import type { ConstData, DType, Graph, Node, Tensor } from '../ir/graph.ts';
+import type { ConstData, DType, ExternalData, Graph, Node, Tensor } from '../ir/graph.ts';
 import { type EmitCtx, type OnnxAttr, type OnnxNodeSpec, primitive } from '../ir/primitive.ts';
 import { onnxDtype, typedArrayOf } from '../ops/index.ts';
 
@@ -107,6 +109,8 @@ class Emitter implements EmitCtx {
     this.names.set(t.id, n);
     const data = this.g.constants.get(t.id);
     if (data) this.inits.push(tensorProto(n, t.shape as number[], t.dtype, data));
+    const ext = this.g.externals.get(t.id);
+    if (ext) this.inits.push(externalTensorProto(n, t.shape as number[], t.dtype, ext));
     return n;
   }
 
@@ -206,6 +210,17 @@ function attrProto(name: string, v: OnnxAttr): AttributeProto {
 function tensorProto(name: string, dims: readonly number[], dtype: DType, data: ConstData): TensorProto {
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   return create(TensorProtoSchema, { name, dims: dims.map((d) => BigInt(d)), dataType: onnxDtype(dtype), rawData: bytes.slice() });
+}
+
+function externalTensorProto(name: string, dims: readonly number[], dtype: DType, ext: ExternalData): TensorProto {
+  const entry = (key: string, value: string) => create(StringStringEntryProtoSchema, { key, value });
+  return create(TensorProtoSchema, {
+    name,
+    dims: dims.map((d) => BigInt(d)),
+    dataType: onnxDtype(dtype),
+    dataLocation: TensorProto_DataLocation.EXTERNAL,
+    externalData: [entry('location', ext.file), entry('offset', String(ext.offset)), entry('length', String(ext.length))],
+  });
 }
 
 function valueInfo(name: string, shape: Shape, dtype: DType): ValueInfoProto {

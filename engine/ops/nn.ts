@@ -47,6 +47,27 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   return a.graph.apply('MatMul', [a, b])[0]!;
 }
 
+// Gemm with transB = 1: y = a · bᵀ for a [M, K], b [N, K]. `linear` uses it for frozen weights stored
+// as initializers: MatMul(a, Transpose(b)) would make ONNX Runtime fold the transpose into a private
+// copy of the weight per session, while Gemm reads b in place (the backward's dA = g · b too).
+definePrimitive({
+  name: 'Gemm',
+  infer: ([a, b], attrs) => {
+    const dtype = requireSameDtype([a!, b!], 'Gemm');
+    if (attrs.transB !== 1 || a!.rank !== 2 || b!.rank !== 2) throw new ShapeError('Gemm', `only a [M, K] · b [N, K]ᵀ (transB = 1) is supported: ${a}, ${b}`);
+    if (a!.shape[1] !== b!.shape[1]) throw new ShapeError('Gemm', `inner dims differ: ${fmtShape(a!.shape)} · ${fmtShape(b!.shape)}ᵀ`);
+    return [{ shape: [a!.shape[0]!, b!.shape[0]!], dtype }];
+  },
+  vjp: (node, [g], need) => {
+    const [a, b] = node.inputs;
+    return [need[0] ? matmul(g!, b!) : null, need[1] ? matmul(mT(g!), a!) : null]; // dA [M, K], dB [N, K]
+  },
+});
+/** a [M, K] · bᵀ, b [N, K] -> [M, N] (ONNX Gemm, transB = 1). */
+export function gemmT(a: Tensor, b: Tensor): Tensor {
+  return a.graph.apply('Gemm', [a, b], { transB: 1 })[0]!;
+}
+
 definePrimitive({
   name: 'Softmax',
   infer: ([x]) => [{ shape: x!.shape, dtype: x!.dtype }],

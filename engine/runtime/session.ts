@@ -42,6 +42,11 @@ export interface RuntimeOptions {
   profileFile?: string;
   /** ORT log severity for this session; default 'warning' (ORT's own default). */
   logLevel?: LogLevel;
+  /**
+   * Turn off MLAS prepacking of constant weights. Sessions sharing memory-mapped initializers need
+   * it: prepacking gives each session a private packed copy of every weight.
+   */
+  disablePrepacking?: boolean;
 }
 
 export interface SessionOptions extends RuntimeOptions {
@@ -279,6 +284,7 @@ function ortOptions(name: string, opts: RuntimeOptions, profilePrefix: string | 
     ...(profilePrefix !== null ? { profileFilePrefix: profilePrefix } : {}),
     logId: name,
     logSeverityLevel: LOG_SEVERITY[logLevel],
+    ...(opts.disablePrepacking ? { extra: { session: { disable_prepacking: '1' } } } : {}),
   };
 }
 

@@ -9,9 +9,9 @@
 // The step counter t counts applied updates: a skipped (non-finite) step leaves it unchanged, so
 // bias correction continues exactly as if the bad batch had never been seen.
 
-import { compile } from '../exec.ts';
+import { type CompileOptions, compile } from '../exec.ts';
 import { type HostTensor, cloneTensor, describe, hostTensor } from '../runtime/host.ts';
-import { type RuntimeOptions, type Session, mismatch } from '../runtime/session.ts';
+import { type Session, mismatch } from '../runtime/session.ts';
 import type { Combine, ParamSpec, StepGraph, TrainStepGraph } from './graph.ts';
 
 export interface StepResult {
@@ -64,16 +64,20 @@ export class Trainer implements StepTrainer {
 
   private constructor(
     readonly spec: TrainStepGraph,
-    private readonly session: Session,
+    private session: Session | null,
     private readonly state: StateBuffers,
-    private readonly opts: RuntimeOptions,
+    private readonly opts: CompileOptions,
   ) {}
 
   get paramSpecs(): readonly ParamSpec[] {
     return this.spec.params;
   }
 
-  static async create(spec: TrainStepGraph, init: ParamValues, opts: RuntimeOptions = {}): Promise<Trainer> {
+  /**
+   * `lazyFused`: compile the fused graph only when a single batch is first stepped (a trainer that
+   * is always given micro-batches then holds only the grad and apply sessions).
+   */
+  static async create(spec: TrainStepGraph, init: ParamValues, opts: CompileOptions = {}, o: { lazyFused?: boolean } = {}): Promise<Trainer> {
     const initial: Record<string, HostTensor> = {};
     for (const p of spec.params) {
       const data = init[p.name];
@@ -82,9 +86,9 @@ export class Trainer implements StepTrainer {
       initial[`m.${p.name}`] = hostTensor(p.dtype, p.shape);
       initial[`v.${p.name}`] = hostTensor(p.dtype, p.shape);
     }
-    const session = await compile(spec.graph, opts);
     const state = new StateBuffers(initial);
-    state.check(session, spec);
+    const session = o.lazyFused && spec.accum ? null : await compile(spec.graph, opts);
+    if (session) state.check(session, spec);
     return new Trainer(spec, session, state, opts);
   }
 
@@ -130,11 +134,11 @@ export class Trainer implements StepTrainer {
 
   /** Stop ORT profiling (when `profileFile` was set) and return the fused session's trace file path. */
   endProfiling(): string | null {
-    return this.session.endProfiling();
+    return this.session?.endProfiling() ?? null;
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    await this.session?.release();
     if (this.accumSessions) {
       const a = await this.accumSessions;
       await Promise.all([a.grad.release(), a.apply.release()]);
@@ -142,6 +146,10 @@ export class Trainer implements StepTrainer {
   }
 
   private async fused(batch: Batch, lr: number): Promise<Record<string, number>> {
+    if (!this.session) {
+      this.session = await compile(this.spec.graph, this.opts);
+      this.state.check(this.session, this.spec);
+    }
     const out = await this.state.run(this.session, this.spec, { ...batch, ...this.scalars(lr) });
     return numbers(out);
   }

@@ -23,6 +23,7 @@ import type { ModelConfig } from '../model/config.ts';
 import { ModelSession, type WeightSource, packSequences } from '../model/runner.ts';
 import { KvCache } from './cache.ts';
 import { buildDecodeGraph, buildPrefillGraph } from './graphs.ts';
+import type { WeightDeclarer } from '../model/lm.ts';
 import { type SamplingParams, argmax, checkSamplingParams, logSoftmaxAt, sampleToken } from './sampler.ts';
 
 export interface GenerateOptions extends SamplingParams {
@@ -62,6 +63,11 @@ export class PromptError extends Error {
 export interface GeneratorOptions extends RuntimeOptions {
   /** KV-cache slots added per growth (cache.ts); default 128. Smaller wastes less attention per step, larger re-plans less. */
   cacheChunk?: number;
+  /**
+   * A model whose weights are not all fed (a LoRA student: frozen base in `dir`, adapters fed by the
+   * WeightSource): how graphs declare them, and the folder their sessions are compiled into.
+   */
+  model?: { declare: WeightDeclarer; dir: string };
 }
 
 /** Wall-clock split of the last generate() call, for throughput metrics. */
@@ -92,10 +98,12 @@ export class Generator {
 
   /** Compiles both graphs once; `weights` is read before every run, so updated weights are used. */
   static async create(c: ModelConfig, weights: WeightSource, opts: GeneratorOptions = {}): Promise<Generator> {
-    const { cacheChunk = 128, ...runtime } = opts;
+    const { cacheChunk = 128, model, ...runtime } = opts;
     if (!Number.isInteger(cacheChunk) || cacheChunk < 1) throw new RangeError(`Generator: cacheChunk must be an integer >= 1, got ${cacheChunk}`);
-    const prefill = await ModelSession.create(buildPrefillGraph(c), weights, runtime);
-    const decode = await ModelSession.create(buildDecodeGraph(c), weights, runtime);
+    const go = { weights: model?.declare };
+    const ro = model ? { ...runtime, modelDir: model.dir, disablePrepacking: true } : runtime;
+    const prefill = await ModelSession.create(buildPrefillGraph(c, go), weights, ro);
+    const decode = await ModelSession.create(buildDecodeGraph(c, go), weights, ro);
     return new Generator(c, prefill, decode, cacheChunk);
   }
 

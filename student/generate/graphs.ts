@@ -48,7 +48,7 @@ import {
   unsqueeze,
 } from '../../engine/index.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { type Attend, type KV, type Params, attentionBias, declareWeights, decoder, lmHead } from '../model/lm.ts';
+import { type Attend, type KV, type Params, type WeightDeclarer, attentionBias, decoder, inputWeights, lmHead } from '../model/lm.ts';
 
 /** Names of the cache tensors of layer `i`, shared by the host loop and the graphs. */
 export const pastKey = (i: number) => `past.${i}.key`;
@@ -61,12 +61,14 @@ export const newValue = (i: number) => `new.${i}.value`;
 export interface GraphOptions {
   /** Compute dtype of weights and activations; default float32. */
   dtype?: DType;
+  /** How weights enter the graph; default all as inputs (a LoRA student: frozen.ts). */
+  weights?: WeightDeclarer;
 }
 
 export function buildPrefillGraph(c: ModelConfig, opts: GraphOptions = {}): Graph {
   const g = new Graph('prefill');
   const dtype = opts.dtype ?? 'float32';
-  const p = declareWeights(g, c, { trainable: false, dtype });
+  const p = (opts.weights ?? inputWeights)(g, c, dtype);
   const ids = g.input('input_ids', ['B', 'T'], 'int64');
   const mask = g.input('attention_mask', ['B', 'T'], 'int64');
   const positions = g.input('position_ids', ['B', 'T'], 'int64');
@@ -84,7 +86,7 @@ export function buildPrefillGraph(c: ModelConfig, opts: GraphOptions = {}): Grap
 export function buildDecodeGraph(c: ModelConfig, opts: GraphOptions = {}): Graph {
   const g = new Graph('decode');
   const dtype = opts.dtype ?? 'float32';
-  const p = declareWeights(g, c, { trainable: false, dtype });
+  const p = (opts.weights ?? inputWeights)(g, c, dtype);
   const s: Dim = dimAdd('P', 1); // cached positions plus the new one
   const ids = g.input('input_ids', ['B', 1], 'int64');
   const positions = g.input('position_ids', ['B', 1], 'int64');

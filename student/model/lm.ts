@@ -25,7 +25,7 @@ import {
   mul,
   reshape,
   rmsNorm,
-  swiglu,
+  silu,
   transpose,
   unsqueeze,
   gather,
@@ -40,6 +40,22 @@ import { param } from '../../engine/train/graph.ts';
 import { type ModelConfig, decays, tensorShapes } from './config.ts';
 
 export type Params = Record<string, Tensor>;
+
+/** The params key of LoRA's scale α/r (a rank-0 constant), present when adapters are. */
+export const LORA_SCALE = 'lora.scale';
+/** Params keys of the LM head's vocabulary chunks when the head is a frozen initializer (frozen.ts). */
+export const headChunkKey = (i: number) => `lm_head.chunk.${i}`;
+
+/** How a graph gets its weights: all as graph inputs (declareWeights), or a frozen base plus adapters (frozen.ts). */
+export type WeightDeclarer = (g: Graph, c: ModelConfig, dtype: DType) => Params;
+export const inputWeights: WeightDeclarer = (g, c, dtype) => declareWeights(g, c, { trainable: false, dtype });
+
+/** The head's pre-cut vocabulary chunks, when the params have them. */
+export function headChunks(p: Params): Tensor[] | undefined {
+  const out: Tensor[] = [];
+  for (let i = 0; p[headChunkKey(i)]; i++) out.push(p[headChunkKey(i)]!);
+  return out.length ? out : undefined;
+}
 
 /** Declare every weight as a graph input; trainable ones through `param` (with weight decay). */
 export function declareWeights(g: Graph, c: ModelConfig, opts: { trainable: boolean; weightDecay?: number; dtype?: DType }): Params {
@@ -102,10 +118,16 @@ export function layer(c: ModelConfig, p: Params, pre: string, x: Tensor, rope: {
   const [b, t] = [x.shape[0]!, x.shape[1]!];
   const dh = c.headDim;
   const heads = (y: Tensor, n: number) => transpose(reshape(y, [b, t, n, dh]), [0, 2, 1, 3]); // [B, n, T, Dh]
+  // a projection, plus s·(y·Aᵀ)·Bᵀ when it has LoRA adapters (lora.ts)
+  const proj = (y: Tensor, n: string) => {
+    const out = linear(y, w(`${n}.weight`), opt(`${n}.bias`));
+    const a = opt(`${n}.lora_A.weight`);
+    return a ? add(out, mul(linear(linear(y, a), w(`${n}.lora_B.weight`)), p[LORA_SCALE]!)) : out;
+  };
   const hN = rmsNorm(x, w('input_layernorm.weight'), c.rmsNormEps); // [B, T, D]
-  let q = heads(linear(hN, w('self_attn.q_proj.weight'), opt('self_attn.q_proj.bias')), c.numHeads); // [B, H, T, Dh]
-  let k = heads(linear(hN, w('self_attn.k_proj.weight'), opt('self_attn.k_proj.bias')), c.numKvHeads); // [B, Hkv, T, Dh]
-  const vNew = heads(linear(hN, w('self_attn.v_proj.weight'), opt('self_attn.v_proj.bias')), c.numKvHeads);
+  let q = heads(proj(hN, 'self_attn.q_proj'), c.numHeads); // [B, H, T, Dh]
+  let k = heads(proj(hN, 'self_attn.k_proj'), c.numKvHeads); // [B, Hkv, T, Dh]
+  const vNew = heads(proj(hN, 'self_attn.v_proj'), c.numKvHeads);
   if (c.qkNorm) {
     q = rmsNorm(q, w('self_attn.q_norm.weight'), c.rmsNormEps);
     k = rmsNorm(k, w('self_attn.k_norm.weight'), c.rmsNormEps);
@@ -114,8 +136,9 @@ export function layer(c: ModelConfig, p: Params, pre: string, x: Tensor, rope: {
   k = applyRope(k, rope.cos, rope.sin);
   const { out: a, present: kv } = attend(q, { k, v: vNew }, past, bias); // a [B, H, T, Dh]
   const merged = reshape(transpose(a, [0, 2, 1, 3]), [b, t, c.numHeads * dh]); // [B, T, H·Dh]
-  const h1 = add(x, linear(merged, w('self_attn.o_proj.weight')));
-  const m = swiglu(rmsNorm(h1, w('post_attention_layernorm.weight'), c.rmsNormEps), w('mlp.gate_proj.weight'), w('mlp.up_proj.weight'), w('mlp.down_proj.weight'));
+  const h1 = add(x, proj(merged, 'self_attn.o_proj'));
+  const h1N = rmsNorm(h1, w('post_attention_layernorm.weight'), c.rmsNormEps); // [B, T, D]
+  const m = proj(mul(silu(proj(h1N, 'mlp.gate_proj')), proj(h1N, 'mlp.up_proj')), 'mlp.down_proj'); // SwiGLU [B, T, D]
   return { h: add(h1, m), kv };
 }
 

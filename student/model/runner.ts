@@ -29,7 +29,7 @@ export class ModelSession {
     private readonly weights: WeightSource,
   ) {}
 
-  static async create(g: Graph, weights: WeightSource, opts: RuntimeOptions = {}): Promise<ModelSession> {
+  static async create(g: Graph, weights: WeightSource, opts: RuntimeOptions & { modelDir?: string } = {}): Promise<ModelSession> {
     return new ModelSession(await compile(g, opts), weights);
   }
 

@@ -13,7 +13,7 @@ import type { DType, Graph } from '../../engine/index.ts';
 import type { AdamWConfig } from '../../engine/optim/adamw.ts';
 import { type Objective, type TrainStepGraph, buildTrainStep } from '../../engine/train/graph.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { declareWeights } from '../model/lm.ts';
+import { type WeightDeclarer, declareWeights } from '../model/lm.ts';
 import { alignedLogprobs, sequenceInputs } from '../model/score.ts';
 import { type PolicyLossOptions, checkPolicyLossOptions, policyInputs, policyLoss } from './policy.ts';
 import type { LogprobObjective } from './layered-graphs.ts';
@@ -31,6 +31,8 @@ export interface TrainStepOptions {
   chunk?: number;
   /** Also build the grad/apply graphs so Trainer.step accepts micro-batches. */
   microBatches?: boolean;
+  /** How the model's weights enter the graph; default every weight a trainable param (a LoRA student: frozen.ts). */
+  weights?: WeightDeclarer;
 }
 
 export interface PolicyStepOptions extends TrainStepOptions {
@@ -72,7 +74,7 @@ export function buildSftTrainStep(c: ModelConfig, opts: TrainStepOptions = {}): 
 /** Trainable weights + sequence inputs -> aligned log π_θ [B, T] at the fed temperature. */
 function studentLogprobs(g: Graph, c: ModelConfig, opts: TrainStepOptions) {
   const dtype = dtypeOf(opts);
-  const p = declareWeights(g, c, { trainable: true, weightDecay: opts.weightDecay ?? 0, dtype });
+  const p = opts.weights ? opts.weights(g, c, dtype) : declareWeights(g, c, { trainable: true, weightDecay: opts.weightDecay ?? 0, dtype });
   return alignedLogprobs(c, p, sequenceInputs(g, dtype), { chunk: opts.chunk }).logprobs;
 }
 
