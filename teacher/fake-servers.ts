@@ -1,5 +1,5 @@
 // Test helpers: loopback fakes of a vLLM and an SGLang server, answering prompt log-probs in each
-// server's exact JSON shape (see the sources cited in teacher/http.ts), with deterministic values
+// server's exact JSON shape (see the sources cited in teacher/wire-formats.ts), with deterministic values
 // and faults injected per scoring request, so teacher/http.ts can be tested without a GPU.
 //
 // Values: fakeLogprob(id, t) = −0.1·((7·id + t) mod 13) − 0.01 for the token id at sequence
