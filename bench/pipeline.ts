@@ -25,7 +25,7 @@ import { openRunDir } from '../pipeline/rundir.ts';
 import type { OpdSettings } from '../pipeline/recipes/opd.ts';
 import { runPersisted } from '../pipeline/recipes/persisted.ts';
 import { initModelDir, tinyConfig } from '../student/model/init.ts';
-import { LocalTeacher } from '../teacher/local.ts';
+import { openTeacher } from '../teacher/open.ts';
 import { matmulParams } from './lm.ts';
 import { matmulPeakGflops } from './peak.ts';
 import { osThreads, round } from './util.ts';
@@ -42,7 +42,7 @@ export async function pipelineBench(log: (s: string) => void): Promise<Record<st
     const tm = await initModelDir(teacherDir, tinyConfig({ hidden_size: 512, intermediate_size: 1408, num_hidden_layers: 6, num_attention_heads: 8, num_key_value_heads: 4 }), 1);
     const tok = await loadTokenizer(join(root, 'student'));
     const task = createTask('arithmetic', { digits: 3, ops: ['+', '-'] });
-    const teacher = await LocalTeacher.open(teacherDir, { threads });
+    const { teacher } = await openTeacher({ kind: 'local', path: teacherDir }, { threads });
     const settings: OpdSettings = {
       steps: STEPS, promptsPerStep: 8,
       sampling: { groupSize: 8, maxNewTokens: 48, temperature: 1 },

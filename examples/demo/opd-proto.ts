@@ -14,7 +14,7 @@ import { type OpdSettings, runOpd } from '../../pipeline/recipes/opd.ts';
 import type { BlendSpec } from '../../pipeline/algo/blend.ts';
 import { Generator } from '../../student/generate/generate.ts';
 import { loadModelDir } from '../../student/model/weights.ts';
-import { LocalTeacher } from '../../teacher/local.ts';
+import { openTeacher } from '../../teacher/open.ts';
 
 const { values: v } = parseArgs({
   options: {
@@ -27,7 +27,7 @@ const { values: v } = parseArgs({
 const task = createTask(v.task!, JSON.parse(v['task-config']!));
 const [student, tok] = await Promise.all([loadModelDir(v.student!), loadTokenizer(v.student!)]);
 const mode = v.blend!;
-const teacher = mode === 'grpo' ? null : await LocalTeacher.open(v.teacher!, { threads: 1 });
+const teacher = mode === 'grpo' ? null : (await openTeacher({ kind: 'local', path: v.teacher! }, { threads: 1 })).teacher;
 const blend: BlendSpec = mode === 'replace' ? { mode: 'replace' } : mode === 'grpo' ? { mode: 'grpo' } : { mode: 'additive', rewardWeight: 1 };
 const threads = v.threads ? Number(v.threads) : undefined;
 const settings: OpdSettings = {

@@ -24,7 +24,7 @@ import type { Tokenizer } from '../../data/tokenizer/types.ts';
 import { loadTokenizer } from '../../data/tokenizer/hf.ts';
 import { initModelDir, tinyConfig } from '../../student/model/init.ts';
 import { type ModelDir, saveModelDir } from '../../student/model/weights.ts';
-import { LocalTeacher } from '../../teacher/local.ts';
+import { openTeacher } from '../../teacher/open.ts';
 import { evaluate, isCorrect } from '../eval.ts';
 import { runOpd } from './opd.ts';
 import { runSft, tokenizeSft } from './sft.ts';
@@ -60,7 +60,7 @@ test('held-out reward rises over a short OPD run with a teacher, and not at lr 0
   const before = await evaluate(student, tok, task, heldOut);
   assert.ok(before.accuracy <= 0.35, `the student does not (accuracy ${before.accuracy})`);
 
-  const teacher = await LocalTeacher.open(join(root, 'teacher'), THREADS);
+  const { teacher } = await openTeacher({ kind: 'local', path: join(root, 'teacher') }, THREADS);
   const distil = async (lr: number) => {
     const r = await runOpd({
       student: { config: student.config, weights: student.weights, tokenizer: tok },

@@ -10,7 +10,7 @@ import { createTask, extractAnswer } from '../../data/tasks/registry.ts';
 import { loadTokenizer } from '../../data/tokenizer/hf.ts';
 import { initModelDir, tinyConfig } from '../../student/model/init.ts';
 import { loadModelDir, saveModelDir } from '../../student/model/weights.ts';
-import { LocalTeacher } from '../../teacher/local.ts';
+import { openTeacher } from '../../teacher/open.ts';
 import { openRunDir } from '../rundir.ts';
 import { runSft, tokenizeSft } from './sft.ts';
 import type { OpdJob, OpdSettings } from './opd.ts';
@@ -72,7 +72,7 @@ export function tinyRunConfig(root: string, m: { teacher: string; student: strin
 export async function tinyJob(models: string, settings: OpdSettings = TINY_SETTINGS): Promise<{ job: OpdJob; close(): Promise<void>; tokenizerFrom: string }> {
   const dirs = await tinyModels(models);
   const task = createTask('arithmetic', { digits: 1, ops: ['+'] });
-  const [student, tokenizer, teacher] = await Promise.all([loadModelDir(dirs.student), loadTokenizer(dirs.student), LocalTeacher.open(dirs.teacher, { threads: 1 })]);
+  const [student, tokenizer, teacher] = await Promise.all([loadModelDir(dirs.student), loadTokenizer(dirs.student), openTeacher({ kind: 'local', path: dirs.teacher }, { threads: 1 }).then((t) => t.teacher)]);
   const job: OpdJob = {
     student: { config: student.config, weights: student.weights, tokenizer },
     teacher,

@@ -13,8 +13,7 @@ import type { Tokenizer } from '../../../data/tokenizer/types.ts';
 import { loadModelDir } from '../../../student/model/weights.ts';
 import { weightFeeds } from '../../../student/model/runner.ts';
 import { type ScoreRequest, type ScoreResult, Scorer } from '../../../student/model/scorer.ts';
-import { HttpTeacher } from '../../../teacher/http.ts';
-import { LocalTeacher } from '../../../teacher/local.ts';
+import { openTeacher } from '../../../teacher/open.ts';
 import { inputFile, num, runtimeFrom, runtimeOptions, str } from '../args.ts';
 import { type Command, UsageError, type Values } from '../command.ts';
 
@@ -103,11 +102,10 @@ async function backend(values: Values, topK: number, temperature: number): Promi
   if (/^https?:\/\//.test(teacher!)) {
     const tokDir = str(values, 'tokenizer', null);
     if (!tokDir) throw new UsageError('an HTTP teacher needs --tokenizer DIR to turn text into token ids');
-    const tok = await loadTokenizer(tokDir);
     const served = str(values, 'served-model', null) ?? (await onlyServedModel(teacher!));
-    const t = new HttpTeacher({ url: teacher!, model: served, flavor: 'auto', temperature, identity: { tokenizerFingerprint: tok.fingerprint(), vocabSize: tok.vocabSize } });
+    const { teacher: t, tokenizer: tok } = await openTeacher({ kind: 'http', url: teacher!, servedModel: served, flavor: 'auto', temperature, tokenizer: tokDir }, { checkServer: false });
     return { tok, score: (reqs) => t.score(reqs, { topK }), close: () => t.close() };
   }
-  const t = await LocalTeacher.open(teacher!, { topK, temperature, threads: rt.threads, device: rt.device, tokenizer: str(values, 'tokenizer', null) ?? undefined });
-  return { tok: t.tokenizer, score: (reqs) => t.score(reqs, { topK }), close: () => t.close() };
+  const { teacher: t, tokenizer: tok } = await openTeacher({ kind: 'local', path: teacher!, topK, temperature, tokenizer: str(values, 'tokenizer', null) ?? undefined }, rt);
+  return { tok, score: (reqs) => t.score(reqs, { topK }), close: () => t.close() };
 }

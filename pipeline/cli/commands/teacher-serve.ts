@@ -4,7 +4,7 @@
 // unless --host is given; a non-loopback --host is allowed, with a warning.
 
 import { readFileSync } from 'node:fs';
-import { LocalTeacher } from '../../../teacher/local.ts';
+import { openTeacher } from '../../../teacher/open.ts';
 import { isLoopback, TeacherServer } from '../../../teacher/server.ts';
 import { createLogger } from '../../log.ts';
 import { num, runtimeFrom, runtimeOptions, str } from '../args.ts';
@@ -53,7 +53,7 @@ export const teacherServe: Command = {
     const temperature = num(values, 'temperature', 1, { min: 1e-6 });
     const batchTokens = values['batch-tokens'] === undefined ? undefined : num(values, 'batch-tokens', 0, { int: true, min: 1 });
     const log = createLogger();
-    const teacher = await LocalTeacher.open(model, { ...runtimeFrom(values), topK, temperature, batchTokens, tokenizer: str(values, 'tokenizer', null) ?? undefined });
+    const { teacher } = await openTeacher({ kind: 'local', path: model, topK, temperature, batchTokens, tokenizer: str(values, 'tokenizer', null) ?? undefined }, runtimeFrom(values));
     let server: TeacherServer;
     try {
       if (host !== null && !isLoopback(host))
