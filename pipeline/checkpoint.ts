@@ -2,6 +2,8 @@
 //
 //   <run>/checkpoints/step-000012/
 //     model/                  Hugging Face layout (saveModelDir): config.json, safetensors, tokenizer files
+//     adapter/                instead of model/ for a LoRA run: PEFT's adapter_config.json and
+//                             adapter_model.safetensors, plus the base's config.json
 //     optimizer.safetensors   AdamW moments `m.<name>`, `v.<name>` as flat F32 tensors
 //     state.json              t, every RNG state, the data cursor, produced shard ids, counters,
 //                             tokenizerFrom, meta
@@ -33,7 +35,8 @@ import { atomicWriteFile, fsyncDir } from '../engine/io/atomic.ts';
 import { readSafetensors, writeSafetensors } from '../engine/io/safetensors.ts';
 import type { RngState } from '../engine/rng.ts';
 import { CorruptArtifactError } from '../data/store/shards.ts';
-import type { ModelConfig } from '../student/model/config.ts';
+import { type ModelConfig, parseConfig } from '../student/model/config.ts';
+import { type LoraSpec, loadPeftAdapter, savePeftAdapter } from '../student/model/lora.ts';
 import { type Weights, loadModelDir, saveModelDir } from '../student/model/weights.ts';
 import { checkJson, runDirPaths } from './rundir.ts';
 
@@ -58,6 +61,8 @@ export interface CheckpointState {
    */
   tokenizerFrom: string;
   meta?: Record<string, unknown>;
+  /** A LoRA run: `weights` are the adapters of `spec`, saved as a PEFT directory naming `baseModel`. */
+  lora?: { spec: LoraSpec; baseModel: string };
 }
 
 /** The phases of a save, in order; onPhase(p) runs just before phase p starts. */
@@ -98,7 +103,8 @@ export const COMMITTED = 'COMMITTED';
 const MODEL_DIR = 'model';
 const OPTIMIZER_FILE = 'optimizer.safetensors';
 const STATE_FILE = 'state.json';
-const REQUIRED = [`${MODEL_DIR}/config.json`, OPTIMIZER_FILE, STATE_FILE];
+const ADAPTER_DIR = 'adapter';
+const REQUIRED = [OPTIMIZER_FILE, STATE_FILE];
 const STEP_RE = /^step-(\d{6,})$/;
 const TEMP_PREFIX = '.tmp-';
 
@@ -131,13 +137,18 @@ export async function saveCheckpoint(runDir: string, step: number, state: Checkp
 /** Everything but the rename: model/, optimizer.safetensors, state.json, then COMMITTED. */
 async function writeContents(tmp: string, step: number, s: CheckpointState, phase: (p: CheckpointPhase) => Promise<void>): Promise<void> {
   await phase('weights');
-  await saveModelDir(path.join(tmp, MODEL_DIR), { config: s.config, weights: s.weights }, { tokenizerFrom: s.tokenizerFrom });
+  if (s.lora) {
+    await savePeftAdapter(path.join(tmp, ADAPTER_DIR), s.config, s.lora.spec, s.weights, s.lora.baseModel);
+    await atomicWriteFile(path.join(tmp, ADAPTER_DIR, 'config.json'), utf8(JSON.stringify(s.config.raw, null, 1) + '\n'));
+  } else {
+    await saveModelDir(path.join(tmp, MODEL_DIR), { config: s.config, weights: s.weights }, { tokenizerFrom: s.tokenizerFrom });
+  }
   await phase('optimizer');
   const tensors = Object.entries(s.optimizer.tensors).map(([name, data]) => ({ name, shape: [data.length], data, dtype: 'F32' as const }));
   await writeSafetensors(path.join(tmp, OPTIMIZER_FILE), tensors);
   await phase('state');
   const { rng, cursor, shards, counters, tokenizerFrom, meta } = s;
-  const json = { version: 1, step, t: s.optimizer.t, rng, cursor, shards, counters, tokenizerFrom, meta };
+  const json = { version: 1, step, t: s.optimizer.t, rng, cursor, shards, counters, tokenizerFrom, meta, ...(s.lora ? { lora: s.lora } : {}) };
   await atomicWriteFile(path.join(tmp, STATE_FILE), utf8(JSON.stringify(json, null, 1) + '\n'));
   await phase('manifest');
   const files = await Promise.all((await listFiles(tmp)).map(async (p) => describeFile(tmp, p)));
@@ -278,6 +289,7 @@ function readManifest(dir: string): Manifest {
   }
   const listed = new Set(m.files.map((f) => f.path));
   for (const r of REQUIRED) if (!listed.has(r)) throw bad(`does not list ${r}`);
+  if (!listed.has(`${MODEL_DIR}/config.json`) && !listed.has(`${ADAPTER_DIR}/adapter_config.json`)) throw bad(`lists neither ${MODEL_DIR}/config.json nor ${ADAPTER_DIR}/adapter_config.json`);
   return m;
 }
 
@@ -291,13 +303,21 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   const step = parseStep(path.basename(dir));
   if (step === null) throw new Error(`${dir} is not a checkpoint directory (expected a name like ${stepDirName(12)}); temp directories are never loaded`);
   await verifyCheckpoint(dir);
-  const model = await loadModelDir(path.join(dir, MODEL_DIR));
+  const adapterDir = path.join(dir, ADAPTER_DIR);
+  const model = fs.existsSync(path.join(adapterDir, 'adapter_config.json')) ? loadAdapterDir(adapterDir) : await loadModelDir(path.join(dir, MODEL_DIR));
   const tensors = readOptimizer(path.join(dir, OPTIMIZER_FILE));
   const s = readState(path.join(dir, STATE_FILE), step);
   return {
     step, dir, config: model.config, weights: model.weights, optimizer: { t: s.t, tensors },
     rng: s.rng, cursor: s.cursor, shards: s.shards, counters: s.counters, tokenizerFrom: s.tokenizerFrom, meta: s.meta,
+    ...(s.lora ? { lora: s.lora } : {}),
   };
+}
+
+function loadAdapterDir(dir: string): { config: ModelConfig; weights: Weights } {
+  const file = path.join(dir, 'config.json');
+  const config = parseConfig(JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>, file);
+  return { config, weights: loadPeftAdapter(dir, config).adapters };
 }
 
 function readOptimizer(file: string): Record<string, Float32Array> {
@@ -309,7 +329,7 @@ function readOptimizer(file: string): Record<string, Float32Array> {
   return out;
 }
 
-type SavedState = Pick<CheckpointState, 'rng' | 'cursor' | 'shards' | 'counters' | 'tokenizerFrom' | 'meta'> & { t: number };
+type SavedState = Pick<CheckpointState, 'rng' | 'cursor' | 'shards' | 'counters' | 'tokenizerFrom' | 'meta' | 'lora'> & { t: number };
 
 function readState(file: string, step: number): SavedState {
   const bad = (why: string) => new CorruptArtifactError(file, why);
@@ -332,6 +352,7 @@ function readState(file: string, step: number): SavedState {
   return {
     t: s.t as number, rng: rng as Record<string, RngState>, cursor: s.cursor, shards: s.shards, counters: counters as Record<string, number>,
     tokenizerFrom: s.tokenizerFrom, meta: s.meta as Record<string, unknown> | undefined,
+    ...(s.lora ? { lora: s.lora as CheckpointState['lora'] } : {}),
   };
 }
 

@@ -138,8 +138,8 @@ test('number errors give the range; type errors say what was there', () => {
   assertProblem(withPatch({ rollout: { maskTruncated: 'yes' } }), 'rollout.maskTruncated: "yes" is not true or false');
   assertProblem(withPatch({ teachers: [{ kind: 'http', url: 'ftp://x', servedModel: 'm' }] }), /^teachers\[0\]\.url: "ftp:\/\/x" is not a string matching/);
   assertProblem(withPatch({ teachers: [{ kind: 'http', url: 'http://h:1' }] }), 'teachers[0].servedModel: missing: expected a non-empty string');
-  assertProblem({ data: { task: 'arithmetic' } }, /^student: missing: expected a non-empty string or an object \{builtin\}$/);
-  assertProblem(withPatch({ student: 5 }), 'student: 5 is not a non-empty string or an object {builtin}');
+  assertProblem({ data: { task: 'arithmetic' } }, /^student: missing: expected a non-empty string or an object \{path, ...\} or an object \{builtin, ...\}$/);
+  assertProblem(withPatch({ student: 5 }), 'student: 5 is not a non-empty string or an object {path, ...} or an object {builtin, ...}');
 });
 
 test('unknown keys are errors naming the key and the closest known one', () => {

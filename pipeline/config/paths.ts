@@ -12,6 +12,7 @@ import { attributeToOverrides, ConfigError, type ConfigProblem } from './errors.
 import { formatPath } from './introspect.ts';
 import { parseOverridePath } from './overrides.ts';
 import type { RunConfig } from './schema.ts';
+import { studentPath } from './sources.ts';
 
 type Kind = 'file' | 'directory' | 'file or directory';
 
@@ -28,7 +29,8 @@ export interface InputPath {
 /** Every input path of `c`, in config order. */
 export function inputPaths(c: RunConfig): InputPath[] {
   const out: InputPath[] = [];
-  if (typeof c.student === 'string') out.push({ field: 'student', path: c.student, kind: 'directory', what: 'the student model directory' });
+  const sp = studentPath(c.student);
+  if (sp !== null) out.push({ field: typeof c.student === 'string' ? 'student' : 'student.path', path: sp, kind: 'directory', what: 'the student model directory' });
   c.teachers.forEach((t, i) => {
     if (t.kind === 'local') out.push({ field: `teachers[${i}].path`, path: t.path, kind: 'file or directory', what: 'a teacher model directory or .onnx file' });
     if (t.tokenizer !== undefined) out.push({ field: `teachers[${i}].tokenizer`, path: t.tokenizer, kind: 'directory', what: 'a tokenizer directory' });

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { DEFAULT_FIELDS } from '../../data/sources/record.ts';
 import { rewardTypes } from '../../data/rewards/combine.ts';
 import { taskNames } from '../../data/tasks/registry.ts';
+import { LORA_TARGETS } from '../../student/model/lora.ts';
 
 const nonEmpty = () => z.string().min(1);
 const count = (min: number) => z.int().min(min);
@@ -43,18 +44,49 @@ export const RunSection = z
 /** Models the project can build itself for the demo (no download). */
 export const BUILTIN_MODELS = ['tiny'] as const;
 
+export const LoraSection = z
+  .strictObject({
+    rank: count(1).default(16).describe('r: the adapters\' inner dimension (count)'),
+    alpha: z.number().gt(0).default(32).describe('α: the adapter update is scaled by α / r (unitless)'),
+    targets: z
+      .array(z.enum(LORA_TARGETS))
+      .min(1)
+      .default([...LORA_TARGETS])
+      .describe('Projections that get adapters, in every layer: any of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj'),
+  })
+  .describe('LoRA: train adapters W + (α/r)·B·A on a frozen base (PEFT layout); the base stays bit-identical');
+
 export const StudentSection = z
   .union([
     nonEmpty().describe('Hugging Face model directory (config.json, *.safetensors, tokenizer.json; path)'),
     z
       .strictObject({
+        path: nonEmpty().describe('Hugging Face model directory (path)'),
+        lora: LoraSection.optional(),
+      })
+      .describe('A model directory, optionally trained through LoRA adapters'),
+    z
+      .strictObject({
         builtin: z
           .enum(BUILTIN_MODELS)
           .describe('Demo model built in memory: tiny = the ~91k-parameter byte-level Qwen2 of student/model/init.ts, initialised from run.seed'),
+        lora: LoraSection.optional(),
       })
       .describe('A built-in demo model'),
   ])
-  .describe('The student π_θ: an HF model directory (path) or {builtin: name}');
+  .describe('The student π_θ: an HF model directory (path), {path, lora} or {builtin: name}');
+
+type Student = z.infer<typeof StudentSection>;
+
+/** The student's model directory as configured, or null for a built-in model. */
+export function studentPath(s: Student): string | null {
+  return typeof s === 'string' ? s : 'path' in s ? s.path : null;
+}
+
+/** The student's LoRA settings, or null for full fine-tuning. */
+export function studentLora(s: Student): z.infer<typeof LoraSection> | null {
+  return typeof s === 'string' ? null : (s.lora ?? null);
+}
 
 const teacherCommon = {
   id: nonEmpty().default('teacher').describe('Name used by routing, the score cache and metrics'),

@@ -20,7 +20,9 @@
 
 import { Rng } from '../../engine/rng.ts';
 import type { StepTrainer } from '../../engine/train/trainer.ts';
-import { type TrainStepKind, createStudentTrainer } from '../../student/train/trainer.ts';
+import { type TrainStepKind, createStudentTrainer, loraModel } from '../../student/train/trainer.ts';
+import type { FrozenBase } from '../../student/model/frozen.ts';
+import type { LoraSpec } from '../../student/model/lora.ts';
 import type { RuntimeOptions } from '../../engine/runtime/session.ts';
 import type { RolloutRow } from '../../data/schemas.ts';
 import type { Tokenizer } from '../../data/tokenizer/types.ts';
@@ -74,7 +76,11 @@ export interface OpdSettings {
 }
 
 export interface OpdJob {
-  student: { config: ModelConfig; weights: Weights; tokenizer: Tokenizer };
+  /**
+   * The student. With `lora`, `weights` is the frozen base (already in `lora.base`) and the trainer
+   * learns `lora.adapters`; otherwise the trainer owns `weights` and updates them in place.
+   */
+  student: { config: ModelConfig; weights: Weights; tokenizer: Tokenizer; lora?: { spec: LoraSpec; base: FrozenBase; adapters: Weights } };
   teacher: Teacher | null;
   /** Several teachers routed by prompt tag; replaces `teacher` when present. */
   teachers?: TeacherSet;
@@ -125,7 +131,8 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
   const c = job.student.config;
   const tok = job.student.tokenizer;
   // the trainer owns the student's weight arrays from here on (the layered step updates them in place)
-  const trainer = await createStudentTrainer(c, Object.fromEntries(job.student.weights), {
+  const lora = job.student.lora;
+  const trainer = await createStudentTrainer(c, Object.fromEntries(lora ? lora.adapters : job.student.weights), {
     objective: 'policy',
     loss: s.loss,
     weightDecay: s.weightDecay,
@@ -133,12 +140,13 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
     microBatches: s.microBatches > 1,
     kind: s.trainStep,
     adopt: true,
+    lora,
     runtime: s.runtime,
   });
-  const generator = await Generator.create(c, () => trainer.paramViews(), s.runtime);
+  const generator = await Generator.create(c, () => trainer.paramViews(), { ...s.runtime, ...loraModel(lora) });
   // one-step-stale: a second generator reads a copy of the weights taken before each update
   let snapshot: ReturnType<StepTrainer['paramViews']> = {};
-  const staleGenerator = s.oneStepStale ? await Generator.create(c, () => snapshot, s.runtime) : null;
+  const staleGenerator = s.oneStepStale ? await Generator.create(c, () => snapshot, { ...s.runtime, ...loraModel(lora) }) : null;
   const state: LoopState = hooks.resume?.state ?? { step: 0, cursor: { epoch: 0, index: 0 }, skipped: 0, skippedTotal: 0 };
   hooks.resume?.restore(trainer);
   const stop = stopTokenIds(tok, c);

@@ -42,7 +42,10 @@ export async function runPersisted(run: RunDir, job: OpdJob, o: PersistOptions) 
     const ck = await loadCheckpoint(latest.dir);
     await truncateMetricsAfter(run.dir, ck.step);
     const state = ck.cursor as LoopState;
-    student = { ...job.student, weights: ck.weights };
+    const lora = job.student.lora;
+    if (!!ck.lora !== !!lora)
+      throw new Error(`${latest.dir} is a ${ck.lora ? 'LoRA' : 'full fine-tuning'} checkpoint, but the run config ${lora ? 'trains LoRA adapters' : 'trains the whole model'}; resume with the config the run started with`);
+    student = lora ? { ...job.student, lora: { ...lora, adapters: ck.weights } } : { ...job.student, weights: ck.weights };
     resume = {
       state: { ...state, step: ck.step },
       restore: (t: StepTrainer) =>
@@ -75,6 +78,7 @@ export async function runPersisted(run: RunDir, job: OpdJob, o: PersistOptions) 
         shards: [...committed],
         counters: { skipped: state.skipped, skippedTotal: state.skippedTotal },
         tokenizerFrom: o.tokenizerFrom,
+        ...(job.student.lora ? { lora: { spec: job.student.lora.spec, baseModel: o.tokenizerFrom } } : {}),
       },
       { keepLast: o.keepLast },
     );

@@ -8,7 +8,7 @@
 // The model code (lm.ts) adds s·(x·Aᵀ)·Bᵀ to a projection whenever its adapters are in the params.
 // Leaves out: dropout on the adapter input (PEFT's lora_dropout; 0 here), rsLoRA / DoRA, biases.
 
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { atomicWriteFile } from '../../engine/io/atomic.ts';
 import { readSafetensors, writeSafetensors } from '../../engine/io/safetensors.ts';
@@ -142,6 +142,7 @@ export function peftConfig(spec: LoraSpec, baseModel: string): Record<string, un
 
 /** A PEFT adapter directory: adapter_config.json + adapter_model.safetensors (PEFT's names). */
 export async function savePeftAdapter(dir: string, c: ModelConfig, spec: LoraSpec, adapters: Weights, baseModel: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
   const tensors = loraShapes(c, spec).map(([name, shape]) => {
     const data = adapters.get(name);
     if (!data) throw new Error(`savePeftAdapter: no adapter tensor "${name}"`);

@@ -12,6 +12,10 @@ import type { RuntimeOptions } from '../../engine/runtime/session.ts';
 import { type ParamValues, type StepTrainer, Trainer } from '../../engine/train/trainer.ts';
 import { type ModelConfig, paramCount } from '../model/config.ts';
 import { LayeredTrainer } from './layered.ts';
+import { LoraTrainer } from './lora-trainer.ts';
+import { type FrozenBase, frozenWeights } from '../model/frozen.ts';
+import type { LoraSpec } from '../model/lora.ts';
+import type { WeightDeclarer } from '../model/lm.ts';
 import type { PolicyLossOptions } from './policy.ts';
 import { buildPolicyTrainStep, buildSftTrainStep, policyLossOnLogprobs, sftLossOnLogprobs } from './step.ts';
 
@@ -35,6 +39,8 @@ export interface StudentTrainerOptions {
   layered?: { vocabChunk?: number; optimizerChunk?: number };
   /** Layered only: take ownership of the weight arrays instead of copying them. */
   adopt?: boolean;
+  /** Train LoRA adapters on a frozen base instead: `init` then holds the adapters (lora-trainer.ts). */
+  lora?: { spec: LoraSpec; base: FrozenBase };
   runtime?: RuntimeOptions;
 }
 
@@ -46,10 +52,16 @@ export function chooseTrainStep(c: ModelConfig, kind: TrainStepKind = 'auto'): '
 
 export async function createStudentTrainer(c: ModelConfig, init: ParamValues, o: StudentTrainerOptions): Promise<StepTrainer> {
   const common = { weightDecay: o.weightDecay, adamw: o.adamw, dtype: o.dtype };
+  if (o.lora) return LoraTrainer.create(c, o.lora.base, o.lora.spec, init, { objective: o.objective, loss: o.loss, weightDecay: o.weightDecay, adamw: o.adamw, runtime: o.runtime });
   if (chooseTrainStep(c, o.kind) === 'layered') {
     const objective = o.objective === 'policy' ? policyLossOnLogprobs({ ...common, loss: o.loss }) : sftLossOnLogprobs(common);
     return LayeredTrainer.create(c, objective, init, { ...common, ...o.layered, adopt: o.adopt, runtime: o.runtime });
   }
   const spec = o.objective === 'policy' ? buildPolicyTrainStep(c, { ...common, loss: o.loss, microBatches: o.microBatches }) : buildSftTrainStep(c, { ...common, microBatches: o.microBatches });
   return Trainer.create(spec, init, o.runtime);
+}
+
+/** Generator options for a LoRA student's sampling sessions (base from the file, adapters fed); none otherwise. */
+export function loraModel(lora: { spec: LoraSpec; base: FrozenBase } | undefined): { model?: { declare: WeightDeclarer; dir: string } } {
+  return lora ? { model: { declare: frozenWeights(lora.base, lora.spec), dir: lora.base.dir } } : {};
 }

@@ -18,7 +18,8 @@ export const report: Command = {
     if (!dir) throw new Error('give the run directory: opd report RUN_DIR');
     const config = readFrozenConfig(dir) as { student?: unknown };
     // a {builtin} student lives in the run directory (student-init/), as opd run created it
-    const studentDir = typeof config.student === 'string' ? config.student : join(dir, 'student-init');
+    const s = config.student as { path?: unknown } | string | undefined;
+    const studentDir = typeof s === 'string' ? s : typeof s?.path === 'string' ? s.path : join(dir, 'student-init');
     console.log(writeReport(dir, await loadTokenizer(studentDir)));
   },
 };

@@ -29,6 +29,8 @@ import { LocalTeacher } from '../../../teacher/local.ts';
 import { preflight } from '../../../teacher/preflight.ts';
 import type { Teacher } from '../../../teacher/types.ts';
 import { type RunConfig, blendSpec, policyLossOptions } from '../../config.ts';
+import { studentLora, studentPath } from '../../config/sources.ts';
+import { exportLora, prepareLoraStudent } from '../../recipes/lora.ts';
 import { type EvalModel, type EvalResult, type Scoring, evaluateRecords, samplesJsonl } from '../../eval.ts';
 import { loadRunData } from '../../run-data.ts';
 import { writeReport } from '../../report.ts';
@@ -94,7 +96,8 @@ async function openTeachers(c: RunConfig, studentTokenizerDir: string): Promise<
 
 /** The student directory: the configured one, or a {builtin} model created once inside the run directory. */
 async function studentDir(c: RunConfig, runDir: string): Promise<string> {
-  if (typeof c.student === 'string') return c.student;
+  const path = studentPath(c.student);
+  if (path !== null) return path;
   const dir = join(runDir, 'student-init');
   if (!existsSync(join(dir, 'config.json'))) await initModelDir(dir, tinyConfig(), c.run.seed);
   return dir;
@@ -149,6 +152,8 @@ export async function runJob(c: RunConfig, runDir: string, opts: RunJobOptions =
   try {
     const sdir = await studentDir(c, run.dir);
     const [student, tokenizer] = await Promise.all([loadModelDir(sdir), loadTokenizer(sdir)]);
+    const loraCfg = studentLora(c.student);
+    const lora = loraCfg ? await prepareLoraStudent(run.dir, student, loraCfg, c.run.seed) : undefined;
     const teachers = await openTeachers(c, sdir);
     for (const [i, t] of c.teachers.entries()) {
       const teacher = teachers.all[i];
@@ -162,7 +167,7 @@ export async function runJob(c: RunConfig, runDir: string, opts: RunJobOptions =
     const score = data.test.length ? heldOutScorer(c, run, { reward, correct: data.correct }, data.test) : null;
     if (!score) log.warn(`data.path ${'path' in c.data ? c.data.path : ''} has no held-out split: no held-out evaluation (run.evalEvery is unused); set data.test to a file or a fraction, e.g. 0.1`);
     const job: OpdJob = {
-      student: { config: student.config, weights: student.weights, tokenizer },
+      student: { config: student.config, weights: student.weights, tokenizer, ...(lora ? { lora } : {}) },
       teacher: teachers.single,
       teachers: teachers.set,
       prompts: data.train,
@@ -207,7 +212,11 @@ export async function runJob(c: RunConfig, runDir: string, opts: RunJobOptions =
       log.warn(`stopped by ${stopSignal} after step ${result.state.step}/${c.run.steps}; checkpoint committed. Continue with: opd resume ${run.dir}`);
       return { ...summary, stopped_by: stopSignal };
     }
-    Object.assign(summary, await finalHeldOut(run.dir, c, heldOut, result.trainer.params()));
+    const trained = result.trainer.params();
+    // a LoRA run ends with its PEFT adapter and the merged model; the held-out "after" uses the merged one
+    const finalWeights = lora ? Object.fromEntries(await exportLora(run.dir, student, lora.spec, new Map(Object.entries(trained) as Array<[string, Float32Array]>), sdir)) : trained;
+    if (lora) log.info(`LoRA outputs: ${join(run.dir, 'lora', 'adapter')} (PEFT), ${join(run.dir, 'lora', 'merged')} (merged HF model)`);
+    Object.assign(summary, await finalHeldOut(run.dir, c, heldOut, finalWeights));
     writeFileSync(join(run.dir, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
     log.info(`report: ${writeReport(run.dir, tokenizer)}`);
     if (heldOut)
