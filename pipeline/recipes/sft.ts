@@ -3,7 +3,12 @@
 // One readable loop: shuffle (seeded) -> batch -> train step -> log -> save in HF layout.
 // Deliberately simple: constant learning rate after a linear warm-up, no evaluation split.
 
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Rng } from '../../engine/rng.ts';
+import { writeFrozenBase } from '../../student/model/frozen.ts';
+import { type LoraSpec, initLora, mergeLora, savePeftAdapter } from '../../student/model/lora.ts';
 import { type TrainStepKind, createStudentTrainer } from '../../student/train/trainer.ts';
 import type { RuntimeOptions } from '../../engine/runtime/session.ts';
 import type { Tokenizer } from '../../data/tokenizer/types.ts';
@@ -25,6 +30,8 @@ export interface SftOptions {
   runtime?: RuntimeOptions;
   /** fused, layered, or auto by model size (default auto). */
   trainStep?: TrainStepKind;
+  /** Train LoRA adapters instead (the frozen base goes to `baseDir`, default a temp folder removed after); the result is the merged model. */
+  lora?: { spec: LoraSpec; baseDir?: string };
   /** Called every step with (step, loss); used for progress lines. */
   onStep?: (step: number, loss: number, skipped: boolean) => void;
 }
@@ -49,15 +56,19 @@ export function tokenizeSft(tok: Tokenizer, recs: readonly SftRecord[], maxLen: 
 }
 
 /** Train `model` on `examples`; returns the new weights and the per-step losses. */
-export async function runSft(model: ModelDir, examples: readonly SftExample[], padId: number, o: SftOptions): Promise<{ weights: Weights; losses: number[] }> {
+export async function runSft(model: ModelDir, examples: readonly SftExample[], padId: number, o: SftOptions): Promise<{ weights: Weights; adapters?: Weights; losses: number[] }> {
   if (examples.length === 0) throw new Error('sft: no training examples');
   const c = model.config;
-  const trainer = await createStudentTrainer(c, Object.fromEntries(model.weights), {
+  const tempBase = o.lora && !o.lora.baseDir ? mkdtempSync(path.join(os.tmpdir(), 'opd-sft-lora-')) : null;
+  const lora = o.lora ? { spec: o.lora.spec, base: await writeFrozenBase(o.lora.baseDir ?? tempBase!, c, model.weights) } : undefined;
+  const init = lora ? initLora(c, lora.spec, o.seed) : model.weights;
+  const trainer = await createStudentTrainer(c, Object.fromEntries(init), {
     objective: 'sft',
     weightDecay: o.weightDecay,
     adamw: { maxGradNorm: o.maxGradNorm },
     kind: o.trainStep,
     adopt: true, // the model's arrays become the trainer's: no second copy of the weights
+    lora,
     runtime: o.runtime,
   });
   const rng = new Rng(o.seed);
@@ -76,10 +87,12 @@ export async function runSft(model: ModelDir, examples: readonly SftExample[], p
       o.onStep?.(s, r.loss, r.skipped);
     }
     // the trainer's own buffers (host arrays that outlive release()): no copy of the weights at the end
-    const params = trainer.paramViews();
-    return { weights: new Map(Object.entries(params).map(([k, v]) => [k, v.data as Float32Array])), losses };
+    const params = new Map(Object.entries(trainer.paramViews()).map(([k, v]) => [k, v.data as Float32Array]));
+    if (!lora) return { weights: params, losses };
+    return { weights: mergeLora(c, model.weights, params, lora.spec), adapters: params, losses };
   } finally {
     await trainer.release();
+    if (tempBase) rmSync(tempBase, { recursive: true, force: true });
   }
 }
 
@@ -99,10 +112,11 @@ export async function sftModelDir(model: string, data: string, out: string, o: S
   const examples = tokenizeSft(tok, records, m.config.maxPositionEmbeddings);
   log(`sft: ${examples.length} examples, ${o.steps} steps, model ${model}`);
   const t0 = performance.now();
-  const { weights, losses } = await runSft(m, examples, tok.padTokenId ?? 0, o);
+  const { weights, adapters, losses } = await runSft(m, examples, tok.padTokenId ?? 0, o);
   await saveModelDir(out, { config: m.config, weights }, { tokenizerFrom: model });
+  if (adapters && o.lora) await savePeftAdapter(path.join(out, 'adapter'), m.config, o.lora.spec, adapters, model);
   const seconds = (performance.now() - t0) / 1000;
-  log(`saved ${out} (final loss ${losses.at(-1)!.toFixed(4)}, ${seconds.toFixed(1)} s)`);
+  log(`saved ${out}${adapters ? ` (merged; PEFT adapter in ${path.join(out, 'adapter')})` : ''} (final loss ${losses.at(-1)!.toFixed(4)}, ${seconds.toFixed(1)} s)`);
   return { losses, seconds };
 }
 
