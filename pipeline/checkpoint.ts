@@ -1,4 +1,4 @@
-// Checkpoints and their commit protocol (RELIABILITY.md habits 1-2, R1-R3, R13).
+// Checkpoints and their commit protocol (docs/reliability.md habits 1-2, R1-R3, R13).
 //
 //   <run>/checkpoints/step-000012/
 //     model/                  Hugging Face layout (saveModelDir): config.json, safetensors, tokenizer files

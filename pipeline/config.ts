@@ -1,4 +1,4 @@
-// The run config (STYLE.md 8): one typed, documented zod schema with defaults, validated once at
+// The run config (CONTRIBUTING.md, code style 8): one typed, documented zod schema with defaults, validated once at
 // startup, deep-frozen, and saved in the run directory (pipeline/rundir.ts writeFrozenConfig). The
 // loop receives plain values taken from it; nothing below pipeline/ reads the config.
 //

@@ -1,4 +1,4 @@
-// RELIABILITY habit 1 and R2, the part a crash test cannot see: durability against a power cut.
+// docs/reliability.md habit 1 and R2, the part a crash test cannot see: durability against a power cut.
 // A SIGKILL leaves the page cache intact, so the kill tests pass even with every fsync removed;
 // here the file-system calls are traced instead, and their order is checked:
 //   atomic write  fsync(temp file) -> rename(temp -> target) -> fsync(target's directory)

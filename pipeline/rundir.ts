@@ -1,4 +1,4 @@
-// The run directory: where one training run keeps everything it produces (DESIGN.md "Data and the run
+// The run directory: where one training run keeps everything it produces (docs/design.md "Data and the run
 // directory"), and the small helpers that read and write its plain files.
 //
 //   <root>/<name>/

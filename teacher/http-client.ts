@@ -2,7 +2,7 @@
 // of a JSON body, the parsed JSON answer back. Knows nothing of log-probs or wire formats
 // (teacher/wire-formats.ts).
 //
-// Contracts (RELIABILITY.md R15): timeouts (per attempt, headers and body), refused/reset
+// Contracts (docs/reliability.md R15): timeouts (per attempt, headers and body), refused/reset
 // connections, cut-off or unparseable bodies, 429 and 5xx are retried with exponential backoff and
 // full jitter — attempt a waits U(0, min(cap, base·2^(a−1))) — or the server's Retry-After /
 // retry-after-ms, capped; other 4xx fail at once with the server's message (HttpTeacherError with

@@ -7,7 +7,7 @@
 // servers' sources). `auto` probes each format's endpoint in registry order (/v1/completions, then
 // /generate) with a 2-token sequence, and keeps the first whose answer has that format's shape.
 //
-// Contracts (RELIABILITY.md R15): a score is returned only if every position is there, every token
+// Contracts (docs/reliability.md R15): a score is returned only if every position is there, every token
 // id equals the one sent and every log-prob is a finite number ≤ 0; otherwise the call rejects with
 // a TeacherScoreError naming the URL, the request index and what was wrong, and nothing is returned
 // for the batch. Timeouts, refused/reset connections, cut-off or unparseable bodies, 429 and 5xx are

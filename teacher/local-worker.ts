@@ -1,5 +1,5 @@
 // The local teacher's worker thread: loads a model once and scores batches on request, so ONNX
-// Runtime's blocking session.run never stalls the main thread (DESIGN.md "Runtime facts").
+// Runtime's blocking session.run never stalls the main thread (docs/design.md "Runtime facts").
 //
 // Two engines: an HF model directory runs the student's own Scorer (chunked log-softmax, weights as
 // feeds kept in this thread's heap); a .onnx file runs OnnxLm (teacher/onnx-lm.ts). Temperature is

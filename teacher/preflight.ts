@@ -1,5 +1,5 @@
 // Preflight before any rollout: teacher and student must agree on what every token id means, or
-// token-level scores are meaningless (RELIABILITY.md R9). Tokenizers are compared on their shared
+// token-level scores are meaningless (docs/reliability.md R9). Tokenizers are compared on their shared
 // id range; model output sizes (embedding rows, possibly padded, e.g. 151936 vs 152064) may differ
 // only beyond the tokenizer's vocabulary, and scoring is then restricted to the shared range.
 

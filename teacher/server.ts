@@ -11,7 +11,7 @@
 // temperature 0 or absent means the teacher's configured τ (vLLM's raw prompt log-probs when 1).
 // Text prompts, streaming, n > 1 and sampled-token logprobs are refused with 400.
 //
-// Robustness (RELIABILITY.md R16): loopback unless allowNonLoopback; bearer tokens compared in
+// Robustness (docs/reliability.md R16): loopback unless allowNonLoopback; bearer tokens compared in
 // constant time (401); bodies over maxBodyBytes refused by Content-Length or as soon as the count
 // passes it (413, connection closed, nothing more read); bad ids, empty or over-long prompts, bad
 // fields -> 400 with a JSON message; unknown path 404. Every error is answered and the server keeps

@@ -1,4 +1,4 @@
-// compareTokenizers: the teacher/student vocabulary preflight (DESIGN.md "Models and tokenizers").
+// compareTokenizers: the teacher/student vocabulary preflight (docs/design.md "Models and tokenizers").
 //
 // Token-level teacher scores only mean something if an id is the same string for both models. Two
 // tokenizers are "same" when, over the shared id range [0, min(vocabSize)), every id has the same token

@@ -1,4 +1,4 @@
-// Crash-safe file replacement (RELIABILITY.md habit 1): write a unique temp file in the target's
+// Crash-safe file replacement (docs/reliability.md habit 1): write a unique temp file in the target's
 // directory, loop until every byte is written, fsync it, rename it over the target, fsync the
 // directory. Readers see the old file or the new one, never a mix. On any error before the rename the
 // temp file is removed and the error rethrown. Chunks are written one at a time, so multi-GB weights

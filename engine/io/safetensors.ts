@@ -3,7 +3,7 @@
 // JSON {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__"?: {key: string}}, then the
 // data buffer; offsets are relative to the buffer, which the tensors must cover exactly, with no
 // overlap and no hole. Any malformed byte input ends in a SafetensorsError naming the file, the tensor,
-// what is wrong and how to fix it (RELIABILITY.md R3/R10) -- never a RangeError or a partial result.
+// what is wrong and how to fix it (docs/reliability.md R3/R10) -- never a RangeError or a partial result.
 // F16/BF16 are widened exactly to Float32Array on read; on write a Float32Array may be narrowed to
 // F16/BF16, rounding to nearest even (see half.ts). The writer lays tensors out as the reference does
 // (descending dtype alignment, then name) and pads the header with spaces to a multiple of 8 bytes.

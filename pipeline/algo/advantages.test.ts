@@ -1,4 +1,4 @@
-// groupAdvantages and combineRewards against hand-computed values (ALGORITHMS.md §1, RELIABILITY.md R8).
+// groupAdvantages and combineRewards against hand-computed values (docs/algorithms.md §1, docs/reliability.md R8).
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// Group-relative advantage A^grp (ALGORITHMS.md §1), GRPO family: DeepSeekMath GRPO (2024), Dr. GRPO (2025,
+// Group-relative advantage A^grp (docs/algorithms.md §1), GRPO family: DeepSeekMath GRPO (2024), Dr. GRPO (2025,
 // mean-centred only: our default), TRL `scale_rewards` = group | batch | none, verl `grpo` estimator.
 //
 //   mean       A_i = R_i − mean_j R_j                        (default; Dr. GRPO, Tinker cookbook)

@@ -1,4 +1,4 @@
-// Every blend mode on one small batch, against hand-computed rows (ALGORITHMS.md §3).
+// Every blend mode on one small batch, against hand-computed rows (docs/algorithms.md §3).
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

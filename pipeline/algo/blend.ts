@@ -1,4 +1,4 @@
-// Blend modes (ALGORITHMS.md §3): how the group advantage A^grp (§1) and the teacher term A^T (§2) become
+// Blend modes (docs/algorithms.md §3): how the group advantage A^grp (§1) and the teacher term A^T (§2) become
 // the per-token advantage the policy loss (§4) sees. One registry entry per mode:
 //
 //   additive  A_t = w_r·A^grp + A^T_t                        Tinker, ms-swift OPD-RL, slime (default)

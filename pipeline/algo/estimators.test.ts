@@ -1,4 +1,4 @@
-// KL estimators k1, k2, k3 and the reward/loss table (ALGORITHMS.md §5; Tang & Munos, arXiv 2506.09477).
+// KL estimators k1, k2, k3 and the reward/loss table (docs/algorithms.md §5; Tang & Munos, arXiv 2506.09477).
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// KL estimators and where each is right (ALGORITHMS.md §5), after Schulman's "Approximating KL
+// KL estimators and where each is right (docs/algorithms.md §5), after Schulman's "Approximating KL
 // divergence" note and Tang & Munos, "On a few pitfalls in KL divergence gradient estimation for RL"
 // (arXiv 2506.09477).
 //

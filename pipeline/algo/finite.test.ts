@@ -1,4 +1,4 @@
-// findNonFinite: the pre-step check the loop uses to skip a step on NaN/Inf input (RELIABILITY.md R7).
+// findNonFinite: the pre-step check the loop uses to skip a step on NaN/Inf input (docs/reliability.md R7).
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// Non-finite input detection for the algorithm layer (ALGORITHMS.md §6; RELIABILITY.md R7).
+// Non-finite input detection for the algorithm layer (docs/algorithms.md §6; docs/reliability.md R7).
 //
 // Contract: no function in pipeline/algo turns NaN or ±Inf into a number. The step loop calls
 // `findNonFinite`/`findNonFiniteRows` on teacher log-probs and rewards *before* the algorithm runs and

@@ -1,4 +1,4 @@
-// Completion masks m_T (ALGORITHMS.md notation: m_{i,t} = 1 on completion tokens, 0 on prompt and padding).
+// Completion masks m_T (docs/algorithms.md notation: m_{i,t} = 1 on completion tokens, 0 on prompt and padding).
 //
 // A row's arrays (log-probs, gaps, advantages) are aligned position by position with its mask and have
 // the same length T. Masks hold exactly 0 or 1: a fractional mask would silently rescale a token's

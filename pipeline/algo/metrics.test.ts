@@ -1,4 +1,4 @@
-// Per-step metrics on a tiny batch with an empty completion (ALGORITHMS.md §7, RELIABILITY.md R8).
+// Per-step metrics on a tiny batch with an empty completion (docs/algorithms.md §7, docs/reliability.md R8).
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// Per-step metrics of ALGORITHMS.md §7 that can be computed from host arrays (the train step reports clip
+// Per-step metrics of docs/algorithms.md §7 that can be computed from host arrays (the train step reports clip
 // fraction, ρ min/max, entropy and grad norm from its graph; the loop times its stages). Names follow
 // metrics.jsonl keys. Token-level means are token-weighted over the whole batch (Σ x·m / Σ m), the
 // same weighting as the default `token_mean` loss aggregation (DAPO).

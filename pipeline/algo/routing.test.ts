@@ -1,4 +1,4 @@
-// Multi-teacher routing (MOPD), ALGORITHMS.md §3.
+// Multi-teacher routing (MOPD), docs/algorithms.md §3.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// Multi-teacher routing (ALGORITHMS.md §3, last line): each prompt may carry a tag that picks the teacher
+// Multi-teacher routing (docs/algorithms.md §3, routing): each prompt may carry a tag that picks the teacher
 // scoring all of its rollouts, as in NeMo-RL's multi-teacher OPD (MOPD). The gap d of a rollout then uses
 // that teacher's log-probs.
 //

@@ -1,4 +1,4 @@
-// teacherGap, teacherAdvantages and λ schedules against hand-computed values (ALGORITHMS.md §2, §6).
+// teacherGap, teacherAdvantages and λ schedules against hand-computed values (docs/algorithms.md §2, §6).
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// The teacher term of on-policy distillation (ALGORITHMS.md §2): the sampled-token reverse KL used as a
+// The teacher term of on-policy distillation (docs/algorithms.md §2): the sampled-token reverse KL used as a
 // dense per-token reward, as in Thinking Machines "On-Policy Distillation" (2025, Tinker cookbook),
 // GKD (Agarwal et al. 2024) and MiniLLM (Gu et al. 2024); λ > 1 is reward extrapolation, G-OPD/ExOPD
 // (arXiv 2602.12125).

@@ -1,4 +1,4 @@
-// RELIABILITY R12, wired into the job: `opd run` applies data.maxPromptTokens / onTooLong to a prompt
+// docs/reliability.md R12, wired into the job: `opd run` applies data.maxPromptTokens / onTooLong to a prompt
 // file (counted in the student's tokens, BOS included), writes the rejects into the run directory,
 // stops above maxRejectFraction before any rollout, and never trains on a prompt over the limit.
 

@@ -1,4 +1,4 @@
-// RELIABILITY R13 (and SIGHUP): SIGTERM during `opd run` finishes the current step, commits a checkpoint at it,
+// docs/reliability.md R13 (and SIGHUP): SIGTERM during `opd run` finishes the current step, commits a checkpoint at it,
 // flushes the log and exits 143; `opd run` again resumes and ends on the same bytes as a run that
 // was never stopped. A second signal (Ctrl-C twice) exits at once: the step is not finished and no
 // checkpoint is written.

@@ -1,4 +1,4 @@
-// RELIABILITY R9, wired into the job: `opd run` (startRun, in-process) with a local teacher whose
+// docs/reliability.md R9, wired into the job: `opd run` (startRun, in-process) with a local teacher whose
 // tokenizer gives two ids another meaning is refused by the preflight, naming the first differing
 // id, before the held-out evaluation and before any rollout: the run directory gets no metrics, no
 // shards and no checkpoint. (teacher/preflight.test.ts tests the comparison itself.)

@@ -1,5 +1,5 @@
 // Cross-field rules of the run config: checks no single field can make. One table entry per rule
-// (STYLE.md 3); each reads the parsed config and reports problems at the dotted path a user must edit,
+// (CONTRIBUTING.md, code style 3); each reads the parsed config and reports problems at the dotted path a user must edit,
 // saying what is wrong and what would fix it. They run only once every field is individually valid
 // (zod skips refinements after a field error), so they can trust types and ranges.
 

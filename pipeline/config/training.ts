@@ -2,7 +2,7 @@
 // and defaults follow the code they feed: SamplingParams (student/generate/sampler.ts), GroupMode and
 // GroupOptions (pipeline/algo/advantages.ts), BlendSpec (blend.ts), LambdaSchedule (teacher.ts),
 // PolicyLossOptions (student/train/policy.ts), Aggregation (aggregate.ts), AdamWConfig
-// (engine/optim/adamw.ts), RuntimeOptions (engine/runtime/session.ts). The math is ALGORITHMS.md.
+// (engine/optim/adamw.ts), RuntimeOptions (engine/runtime/session.ts). The math is docs/algorithms.md.
 
 import { z } from 'zod';
 import type { Device } from '../../engine/runtime/device.ts';

@@ -1,4 +1,4 @@
-// RELIABILITY R6, R7 (in the loop), R4 (resume in epoch 1) and R17 on the tiny job:
+// docs/reliability.md R6, R7 (in the loop), R4 (resume in epoch 1) and R17 on the tiny job:
 // R6  a run whose rollout shards outlive its newest checkpoint replays them on resume: no teacher
 //     call, no generation, and the same final bytes as the run that wrote them; the checkpoint it
 //     resumes from sits mid-epoch 1, so a resumed data cursor that lost its epoch fails here (R4);

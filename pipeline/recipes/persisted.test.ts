@@ -1,5 +1,5 @@
 // The job on disk: every artifact of a short run, and kill -9 at seeded moments followed by a
-// restart ending with the same bytes as a run that was never stopped (RELIABILITY R1/R4/R5).
+// restart ending with the same bytes as a run that was never stopped (docs/reliability.md R1/R4/R5).
 
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';

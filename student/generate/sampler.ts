@@ -7,7 +7,7 @@
 // of the one uniform draw over the kept tokens in descending order (in id order when no filter is
 // on, which needs no sort).
 //
-// Log-prob contract (ALGORITHMS.md §6): the recorded log-prob of the chosen token is
+// Log-prob contract (docs/algorithms.md §6): the recorded log-prob of the chosen token is
 //     log softmax(logits / τ)[token]   over the FULL vocabulary, computed in float64,
 // i.e. the quantity the trainer and the score graph compute with inv_temperature = 1/τ. It is NOT
 // the log-prob under the truncated, renormalised top-k/top-p distribution the token was drawn from:

@@ -1,6 +1,6 @@
 // Typed errors for reading and writing a Hugging Face model directory (weights.ts). A wrong or
 // truncated model must fail at start with one error that names the directory, the file, the tensor,
-// what was expected, what was found and how to fix it (RELIABILITY.md R10) -- never a shape error deep
+// what was expected, what was found and how to fix it (docs/reliability.md R10) -- never a shape error deep
 // inside a graph. Config problems stay ConfigError (config.ts); safetensors byte-level problems are
 // wrapped here so a caller catches one type per failure stage.
 

@@ -1,4 +1,4 @@
-// Loss aggregation as per-token weights, computed on the host over the WHOLE batch (ALGORITHMS §4).
+// Loss aggregation as per-token weights, computed on the host over the WHOLE batch (docs/algorithms.md §4).
 //
 // The train graph's loss is Σ_{b,t} ℓ_{b,t} · w_{b,t}. Each aggregation mode is one entry that
 // turns the completion mask m [B, T] into w [B, T]; because the weights already hold the whole

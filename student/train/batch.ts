@@ -39,7 +39,7 @@ export interface PackOptions extends AggregationOptions {
 
 export interface PolicyPackOptions extends PackOptions {
   aggregation?: Aggregation;
-  /** Give truncated rollouts no weight (ALGORITHMS §6). */
+  /** Give truncated rollouts no weight (docs/algorithms.md §6). */
   maskTruncated?: boolean;
 }
 

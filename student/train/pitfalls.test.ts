@@ -1,4 +1,4 @@
-// The pitfalls of ALGORITHMS §6 pinned on a tiny Qwen2 model in float64:
+// The pitfalls of docs/algorithms.md §6 pinned on a tiny Qwen2 model in float64:
 // - μ = 1, ρ = 1: the PPO loss's gradient is the plain policy gradient −Σ w·A·∇log π (checked
 //   against a separately written loss), with old log-probs from the SCORING graph at the sampling
 //   temperature, so the sampler/trainer log-prob gap is ~0 and ρ = 1 exactly where it should be;

@@ -1,4 +1,4 @@
-// The clipped policy loss of the train step (ALGORITHMS §4), with the optional reference-KL and
+// The clipped policy loss of the train step (docs/algorithms.md §4), with the optional reference-KL and
 // distillation terms, written on position-aligned log-probs [B, T] (see student/model/score.ts).
 //
 //   ρ = exp(log π_θ − log π_old)
@@ -70,7 +70,7 @@ interface KlEstimator {
   loss: ((u: Tensor) => Tensor) | null;
 }
 
-/** KL estimators used as losses (ALGORITHMS §5), keyed by name. */
+/** KL estimators used as losses (docs/algorithms.md §5), keyed by name. */
 export const KL_ESTIMATORS: Readonly<Record<KlEstimatorName, KlEstimator>> = {
   k1: {
     label: 'k1 = log π_θ − log π_other: zero expected gradient as a loss (E[∇ log π_θ] = 0 on the student\'s samples)',
