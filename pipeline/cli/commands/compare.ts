@@ -20,7 +20,7 @@ import { lineChart, svgToPng } from '../../report/chart.ts';
 import { readMetrics } from '../../rundir.ts';
 import { num } from '../args.ts';
 import { type Command, UsageError } from '../command.ts';
-import type { RunSummary } from './run.ts';
+import type { RunSummary } from '../../job.ts';
 
 const MODES = ['grpo', 'replace', 'additive', 'loss', 'masked'] as const;
 

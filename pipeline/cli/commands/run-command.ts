@@ -1,7 +1,7 @@
 // `opd run CONFIG [--set path=value ...] [--force]` and `opd resume RUN_DIR`: the command-line side
-// of the GRPO-OPD job (run.ts). The config is read, validated and its input paths checked before
-// run.ts -- and onnxruntime, the models and the teachers with it -- is imported, so a config error
-// is reported at once.
+// of the GRPO-OPD job (run.ts; the job itself is assembled in pipeline/job.ts). The config is read,
+// validated and its input paths checked before run.ts -- and onnxruntime, the models and the
+// teachers with it -- is imported, so a config error is reported at once.
 
 import { join } from 'node:path';
 import { checkInputPaths, loadRunConfig, parseRunConfig } from '../../config.ts';
@@ -40,8 +40,8 @@ export const resume: Command = {
     const file = join(dir, 'config.json');
     const c = parseRunConfig(readFrozenConfig(runDirPaths(dir).dir), file);
     checkInputPaths(c, file);
-    const { runJob, signalExitCode } = await import('./run.ts');
-    const summary = await runJob(c, dir, { handleSignals: true });
+    const { runInDir, signalExitCode } = await import('./run.ts');
+    const summary = await runInDir(c, dir, { handleSignals: true });
     console.log(summary.run_dir);
     return summary.stopped_by ? signalExitCode(summary.stopped_by) : 0;
   },

@@ -1,0 +1,288 @@
+// The composition root of a GRPO-OPD run: a validated RunConfig and a run directory in, the job
+// runPersisted / runOpd take out. `opd run`, `opd resume`, `opd compare` and `opd demo` (all through
+// pipeline/cli/commands/run.ts, which adds only the console: progress, signals, printing) build and
+// run their jobs here, and so can anything else that runs a config (a queue worker) without the CLI.
+//
+// buildJob: the student directory (the configured one, or a {builtin} model created once in
+// <run>/student-init), its weights and tokenizer (and LoRA adapters when configured), the teachers
+// the blend needs (none for grpo; teacher/open.ts, behind the shared score cache
+// <run.outDir>/score-cache), the tokenizer preflight of every local teacher, the prompts train and
+// held-out (pipeline/run-data.ts), the rewards, the held-out scorer and the loop's OpdSettings
+// (settingsOf). A failure after the teachers are open closes them.
+//
+// runJob: buildJob, the held-out evaluation before training (kept in eval-before.json so a resumed
+// run reports the same numbers), the persisted loop (checkpoints, metrics; evaluations on the
+// run.evalEvery cadence), then summary.json with the held-out numbers and the report. Each
+// evaluation's completions are kept in <run>/eval/ (before, teacher-<id>, step-NNNNNN, after). A run
+// stopped by `shouldStop` has a committed checkpoint and no summary.json; it reports `stopped`.
+//
+// prepareRunDir: <outDir>/<name>/ with the frozen config, or, when it holds one, the same directory
+// to resume, refused with what changed unless `force`.
+
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { combine } from '../data/rewards/index.ts';
+import type { TaskRecord } from '../data/tasks/types.ts';
+import { loadTokenizer } from '../data/tokenizer/hf.ts';
+import { atomicWriteFile } from '../engine/io/atomic.ts';
+import { initModelDir, tinyConfig } from '../student/model/init.ts';
+import { loadModelDir } from '../student/model/weights.ts';
+import { type OpenTeachers, openTeachers } from '../teacher/open.ts';
+import { preflight } from '../teacher/preflight.ts';
+import { type RunConfig, blendSpec, policyLossOptions } from './config.ts';
+import { studentLora, studentPath } from './config/sources.ts';
+import { type EvalModel, type EvalResult, type Scoring, evaluateRecords, samplesJsonl } from './eval.ts';
+import { type LoraStudent, exportLora, prepareLoraStudent } from './recipes/lora.ts';
+import type { OpdJob, OpdSettings } from './recipes/opd.ts';
+import { type PersistOptions, runPersisted } from './recipes/persisted.ts';
+import { type RunData, loadRunData } from './run-data.ts';
+import { writeReport } from './report.ts';
+import { type RunDir, checkResumeConfig, openRunDir, readMetrics, writeFrozenConfig } from './rundir.ts';
+
+/** Where a job's messages go (a winston Logger fits). */
+export interface JobLog {
+  info(message: string): unknown;
+  warn(message: string): unknown;
+}
+
+const silent: JobLog = { info: () => {}, warn: () => {} };
+
+type Tok = Awaited<ReturnType<typeof loadTokenizer>>;
+type Student = Awaited<ReturnType<typeof loadModelDir>>;
+type HeldOutScorer = (model: EvalModel, tok: Tok, name: string) => Promise<EvalResult>;
+
+export function settingsOf(c: RunConfig): OpdSettings {
+  const o = c.train.optimizer;
+  const rolloutsPerMinibatch = (c.rollout.promptsPerStep * c.rollout.groupSize) / c.train.minibatches;
+  return {
+    steps: c.run.steps,
+    promptsPerStep: c.rollout.promptsPerStep,
+    sampling: { groupSize: c.rollout.groupSize, maxNewTokens: c.rollout.maxNewTokens, temperature: c.rollout.temperature, topK: c.rollout.topK || undefined, topP: c.rollout.topP < 1 ? c.rollout.topP : undefined },
+    advantages: { groupMode: c.algo.advantage.mode, eps: c.algo.advantage.eps, baseline: c.algo.advantage.baseline, blend: blendSpec(c), gamma: c.algo.gamma },
+    lambda: c.algo.lambdaSchedule,
+    loss: policyLossOptions(c),
+    aggregation: c.loss.aggregation,
+    maxCompletionLen: c.loss.maxCompletionLen,
+    maskTruncated: c.rollout.maskTruncated,
+    epochs: c.train.epochs,
+    minibatches: c.train.minibatches,
+    microBatches: c.train.microBatchSize ? Math.ceil(rolloutsPerMinibatch / c.train.microBatchSize) : 1,
+    lr: o.lr,
+    warmupSteps: o.warmupSteps,
+    lrSchedule: o.schedule,
+    evalEvery: c.run.evalEvery,
+    oneStepStale: c.runtime.oneStepStale,
+    weightDecay: o.weightDecay,
+    adamw: { beta1: o.beta1, beta2: o.beta2, eps: o.eps, maxGradNorm: o.maxGradNorm },
+    maxConsecutiveSkips: c.run.maxConsecutiveSkips,
+    seed: c.run.seed,
+    trainStep: c.train.step,
+    runtime: { device: c.runtime.device, threads: c.runtime.threads },
+  };
+}
+
+/** The student directory: the configured one, or a {builtin} model created once inside the run directory. */
+export async function studentDir(c: RunConfig, runDir: string): Promise<string> {
+  const path = studentPath(c.student);
+  if (path !== null) return path;
+  const dir = join(runDir, 'student-init');
+  if (!existsSync(join(dir, 'config.json'))) await initModelDir(dir, tinyConfig(), c.run.seed);
+  return dir;
+}
+
+/** A run, assembled: what runPersisted takes, and what the run reports from. */
+export interface Job {
+  config: RunConfig;
+  run: RunDir;
+  studentDir: string;
+  student: Student;
+  tokenizer: Tok;
+  /** The LoRA adapters and frozen base, when the config trains LoRA. */
+  lora?: LoraStudent;
+  teachers: OpenTeachers;
+  data: RunData;
+  /** One greedy evaluation of the held-out records, its completions kept in <run>/eval/<name>.jsonl; null without a held-out split. */
+  score: HeldOutScorer | null;
+  /** The loop's job (runOpd / runPersisted). */
+  opd: OpdJob;
+  /** runPersisted's options from the config (the caller adds log, shouldStop, onStep). */
+  persist: Pick<PersistOptions, 'checkpointEvery' | 'keepLast' | 'tokenizerFrom'>;
+  /** Close the teachers. */
+  close(): Promise<void>;
+}
+
+/** Assemble the job of config `c` in `runDir` (an existing run directory); see the header. */
+export async function buildJob(c: RunConfig, runDir: string | RunDir, o: { log?: JobLog } = {}): Promise<Job> {
+  const log = o.log ?? silent;
+  const run = typeof runDir === 'string' ? await openRunDir(runDir) : runDir;
+  const sdir = await studentDir(c, run.dir);
+  const [student, tokenizer] = await Promise.all([loadModelDir(sdir), loadTokenizer(sdir)]);
+  const loraCfg = studentLora(c.student);
+  const lora = loraCfg ? await prepareLoraStudent(run.dir, student, loraCfg, c.run.seed) : undefined;
+  const teachers = await openTeachers(c.algo.blend.mode === 'grpo' ? [] : c.teachers, {
+    threads: c.runtime.threads, device: c.runtime.device, defaultTokenizer: sdir, cacheDir: join(c.run.outDir, 'score-cache'), routing: c.routing,
+  });
+  try {
+    for (const t of teachers.list) {
+      if (t.spec.kind !== 'local') continue;
+      const pf = preflight({ tokenizer, vocabRows: student.config.vocabSize }, { tokenizer: t.tokenizer, vocabRows: t.teacher.identity.vocabSize });
+      pf.notes.forEach((n) => log.info(`teacher ${t.id}: ${n}`));
+    }
+    const data = await loadRunData(c, tokenizer, { rejectsDir: run.dir });
+    data.notes.forEach((n) => (n.startsWith('warning: ') ? log.warn(n.slice(9)) : log.info(n)));
+    const reward = await combine(c.rewards);
+    const score = data.test.length ? heldOutScorer(c, run, { reward, correct: data.correct }, data.test) : null;
+    if (!score) log.warn(`data.path ${'path' in c.data ? c.data.path : ''} has no held-out split: no held-out evaluation (run.evalEvery is unused); set data.test to a file or a fraction, e.g. 0.1`);
+    const opd: OpdJob = {
+      student: { config: student.config, weights: student.weights, tokenizer, ...(lora ? { lora } : {}) },
+      teacher: teachers.single,
+      teachers: teachers.routed,
+      prompts: data.train,
+      reward,
+      correct: data.correct,
+      heldOut: score
+        ? async (gen, step) => {
+            const r = await score(gen, tokenizer, `step-${String(step).padStart(6, '0')}`);
+            return { accuracy: r.accuracy, reward: r.meanReward };
+          }
+        : undefined,
+      settings: settingsOf(c),
+    };
+    const persist = { checkpointEvery: c.run.checkpointEvery, keepLast: c.run.keepCheckpoints, tokenizerFrom: sdir };
+    return { config: c, run, studentDir: sdir, student, tokenizer, lora, teachers, data, score, opd, persist, close: () => teachers.close() };
+  } catch (e) {
+    await teachers.close().catch(() => {});
+    throw e;
+  }
+}
+
+/** What a finished (or stopped) run reports; also written to <run>/summary.json when it finishes. */
+export interface RunSummary {
+  run_dir: string;
+  steps: number;
+  skipped_total: number;
+  wall_s: number;
+  /** Set when a signal ended the run early (a checkpoint is committed; resume continues it). */
+  stopped_by?: NodeJS.Signals;
+  teacher_accuracy?: number;
+  teacher_reward?: number;
+  student_before_accuracy?: number;
+  student_before_reward?: number;
+  student_after_accuracy?: number;
+  student_after_reward?: number;
+  /** Held-out prompts each evaluation decoded (absent: the data has no held-out split). */
+  eval_prompts?: number;
+  /** Prompt files: accuracy counts completions with reward ≥ this; absent for tasks (exact answers). */
+  accuracy_threshold?: number;
+}
+
+export interface RunHooks {
+  log?: JobLog;
+  /** Polled between steps: true stops the run after the current step with a committed checkpoint. */
+  shouldStop?: () => boolean;
+  /** After every step (metrics, checkpoint timing). */
+  onStep?: PersistOptions['onStep'];
+  /** When the loop has returned, before teachers close and the run is summarised (a progress bar stops here). */
+  onLoopEnd?: () => void;
+  /** performance.now() at the start of the run, for wall_s; default: when runJob is called. */
+  startedAt?: number;
+}
+
+/** Build and run the job of `c` in `run` to the end (or until `shouldStop`); see the header. */
+export async function runJob(c: RunConfig, run: RunDir, hooks: RunHooks = {}): Promise<{ summary: RunSummary; stopped: boolean }> {
+  const t0 = hooks.startedAt ?? performance.now();
+  const log = hooks.log ?? silent;
+  const job = await buildJob(c, run, { log });
+  const { student, tokenizer, lora, score, data } = job;
+  log.info(`run ${run.dir}: ${c.run.steps} steps, ${c.rollout.promptsPerStep} prompts × G=${c.rollout.groupSize}, blend ${c.algo.blend.mode}${c.runtime.oneStepStale ? ', one-step-stale' : ''}`);
+  const heldOut = score ? await heldOutEval(c, score, run.dir, student, tokenizer, (m) => log.info(m)) : null;
+  const result = await runPersisted(run, job.opd, { ...job.persist, log: (m) => log.info(m), shouldStop: hooks.shouldStop, onStep: hooks.onStep });
+  hooks.onLoopEnd?.();
+  await result.close();
+  await job.close();
+  const summary: RunSummary = {
+    run_dir: run.dir, steps: result.state.step, skipped_total: result.state.skippedTotal, wall_s: (performance.now() - t0) / 1e3, ...heldOut?.before,
+    ...(score ? { eval_prompts: data.test.length, ...(data.accuracyThreshold === undefined ? {} : { accuracy_threshold: data.accuracyThreshold }) } : {}),
+  };
+  if (result.stopped) return { summary, stopped: true };
+  const trained = result.trainer.params();
+  // a LoRA run ends with its PEFT adapter and the merged model; the held-out "after" uses the merged one
+  const finalWeights = lora ? Object.fromEntries(await exportLora(run.dir, student, lora.spec, new Map(Object.entries(trained) as Array<[string, Float32Array]>), job.studentDir)) : trained;
+  if (lora) log.info(`LoRA outputs: ${join(run.dir, 'lora', 'adapter')} (PEFT), ${join(run.dir, 'lora', 'merged')} (merged HF model)`);
+  Object.assign(summary, await finalHeldOut(run.dir, c, heldOut, finalWeights));
+  writeFileSync(join(run.dir, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
+  log.info(`report: ${writeReport(run.dir, tokenizer)}`);
+  if (heldOut)
+    log.info(`held-out accuracy (${data.accuracyRule}, ${data.test.length} prompts): teacher ${fmt(summary.teacher_accuracy)}, student before ${fmt(summary.student_before_accuracy)}, after ${fmt(summary.student_after_accuracy)}`);
+  return { summary, stopped: false };
+}
+
+/**
+ * `<outDir>/<name>` for `c`, ready to run: created with the frozen config, or an existing run
+ * directory to resume. One holding a different frozen config is refused (naming the changes)
+ * unless `force`, which continues the run under the new config.
+ */
+export async function prepareRunDir(c: RunConfig, opts: { force?: boolean } = {}): Promise<string> {
+  const dir = resolve(c.run.outDir, c.run.name ?? `run-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}`);
+  if (existsSync(join(dir, 'config.json'))) {
+    const changes = checkResumeConfig(dir, c, { override: opts.force });
+    if (changes.length) await writeFrozenConfig(dir, c, { replace: true }); // --force: the run continues under the new config
+  } else {
+    await mkdir(dir, { recursive: true });
+    await writeFrozenConfig(dir, c);
+  }
+  return dir;
+}
+
+const fmt = (x: unknown) => (typeof x === 'number' ? x.toFixed(3) : 'n/a');
+
+/** One held-out evaluation (greedy) of the run's held-out records, its completions kept in <run>/eval/<name>.jsonl. */
+function heldOutScorer(c: RunConfig, run: RunDir, scoring: Scoring, test: readonly TaskRecord[]): HeldOutScorer {
+  const opts = { seed: c.run.seed, maxNewTokens: c.rollout.maxNewTokens, keepSamples: Infinity, runtime: { device: c.runtime.device, threads: c.runtime.threads } };
+  return async (model, tok, name) => {
+    const r = await evaluateRecords(model, tok, test, scoring, opts);
+    await mkdir(run.eval, { recursive: true });
+    await atomicWriteFile(join(run.eval, `${name}.jsonl`), Buffer.from(samplesJsonl(r.samples)));
+    return r;
+  };
+}
+
+/**
+ * Held-out accuracy and reward (greedy) of the teacher(s') first local model and of the student
+ * before training, computed once per run and kept in eval-before.json so a resumed run reports the
+ * same numbers.
+ */
+async function heldOutEval(c: RunConfig, score: HeldOutScorer, runDir: string, student: Student, tok: Tok, log: (m: string) => void) {
+  const file = join(runDir, 'eval-before.json');
+  let before: Record<string, number>;
+  if (existsSync(file)) before = JSON.parse(readFileSync(file, 'utf8')) as Record<string, number>;
+  else {
+    log('evaluating the student (and a local teacher) on the held-out prompts');
+    const s = await score(student, tok, 'before');
+    before = { student_before_accuracy: s.accuracy, student_before_reward: s.meanReward };
+    const t = c.teachers.find((x) => x.kind === 'local' && !x.path.endsWith('.onnx'));
+    if (t?.kind === 'local') {
+      const [tm, ttok] = await Promise.all([loadModelDir(t.path), loadTokenizer(t.tokenizer ?? t.path)]);
+      const r = await score(tm, ttok, `teacher-${t.id}`);
+      Object.assign(before, { teacher_accuracy: r.accuracy, teacher_reward: r.meanReward });
+    }
+    writeFileSync(file, JSON.stringify(before) + '\n');
+  }
+  return {
+    before,
+    after: async (weights: Record<string, Float32Array | Float64Array>) => {
+      const r = await score({ config: student.config, weights: new Map(Object.entries(weights) as Array<[string, Float32Array]>) }, tok, 'after');
+      return { student_after_accuracy: r.accuracy, student_after_reward: r.meanReward };
+    },
+  };
+}
+
+/** The final held-out numbers: the last step's evaluation line when there is one, else evaluated now. */
+async function finalHeldOut(runDir: string, c: RunConfig, heldOut: Awaited<ReturnType<typeof heldOutEval>> | null, weights: Record<string, Float32Array | Float64Array>) {
+  if (!heldOut) return {};
+  const last = readMetrics(runDir).at(-1);
+  if (last?.step === c.run.steps && typeof last.eval_accuracy === 'number')
+    return { student_after_accuracy: last.eval_accuracy, student_after_reward: last.eval_reward as number };
+  return heldOut.after(weights);
+}
