@@ -8,6 +8,7 @@ import { DEFAULT_FIELDS } from '../../data/sources/record.ts';
 import { rewardTypes } from '../../data/rewards/combine.ts';
 import { taskNames } from '../../data/tasks/registry.ts';
 import { LORA_TARGETS } from '../../student/model/lora.ts';
+import { FLAVORS, WIRE_FORMATS } from '../../teacher/wire-formats.ts';
 
 const nonEmpty = () => z.string().min(1);
 const count = (min: number) => z.int().min(min);
@@ -108,7 +109,10 @@ const HttpTeacher = z
     kind: z.literal('http').describe('An OpenAI-compatible server returning prompt log-probs (vLLM, SGLang, opd teacher serve)'),
     url: z.string().regex(/^https?:\/\/\S+$/).describe('Server base URL, e.g. http://gpu-01:8000 (a trailing /v1 is ignored)'),
     servedModel: nonEmpty().describe('Model name sent to the server and looked up in /v1/models'),
-    flavor: z.enum(['auto', 'vllm', 'sglang']).default('auto').describe('Wire format; auto probes /v1/completions, then /generate'),
+    flavor: z
+      .enum(['auto', ...FLAVORS])
+      .default('auto')
+      .describe(`Wire format; auto probes ${FLAVORS.map((f) => WIRE_FORMATS[f].path).join(', then ')}`),
     apiKeyEnv: nonEmpty().optional().describe('Environment variable holding the bearer token (the token itself never goes in a config)'),
     concurrency: count(1).default(8).describe('Most HTTP requests in flight at once (count)'),
     timeoutMs: count(1).default(60_000).describe('Timeout of one attempt, headers and body (ms)'),
