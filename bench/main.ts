@@ -5,6 +5,8 @@
 import { engineBench } from './engine.ts';
 import { lmBench } from './lm.ts';
 import { pipelineBench } from './pipeline.ts';
+import { realSizeBench } from './realsize.ts';
+import { scaleBench } from './scale.ts';
 import { teacherBench } from './teacher.ts';
 
 const suites: Record<string, (log: (s: string) => void) => Promise<Record<string, unknown>>> = {
@@ -12,12 +14,15 @@ const suites: Record<string, (log: (s: string) => void) => Promise<Record<string
   lm: lmBench,
   teacher: teacherBench,
   pipeline: pipelineBench,
+  scale: scaleBench,
+  realsize: realSizeBench,
 };
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
 const names = args.filter((a) => !a.startsWith('--'));
-const chosen = names.length ? names : Object.keys(suites);
+// the real-size suites take minutes and GBs: run them by name
+const chosen = names.length ? names : Object.keys(suites).filter((n) => n !== 'scale' && n !== 'realsize');
 const log = (s: string) => (json ? process.stderr.write(s + '\n') : console.log(s));
 const result: Record<string, unknown> = {};
 for (const name of chosen) {

@@ -31,7 +31,7 @@ const AdvantageSection = z
     eps: z.number().min(0).default(1e-6).describe('ε added to the std in std_group / std_batch (reward units)'),
     baseline: z.number().default(0).describe('b of the baseline mode (reward units)'),
   })
-  .describe('Group-relative advantage (ALGORITHMS.md §1)');
+  .describe('Group-relative advantage (docs/algorithms.md §1)');
 
 const BlendSection = z
   .strictObject({
@@ -44,7 +44,7 @@ const BlendSection = z
     distillEstimator: KL_ESTIMATOR.default('k2').describe('KL estimator of the distillation loss in mode loss: k2 (reverse KL) or k3 (forward-KL-like); k1 is refused'),
     rewardThreshold: z.number().optional().describe('Mode masked: the teacher term applies only to rollouts with reward < this (reward units)'),
   })
-  .describe('Blend of the group advantage and the teacher term (ALGORITHMS.md §3)');
+  .describe('Blend of the group advantage and the teacher term (docs/algorithms.md §3)');
 
 const LambdaSection = z
   .strictObject({
@@ -53,7 +53,7 @@ const LambdaSection = z
     final: z.number().min(0).default(0).describe('λ at the last step for linear / cosine (unitless)'),
     warmupSteps: count(0).default(0).describe('Steps of linear warm-up of λ from 0 (steps; ≤ run.steps)'),
   })
-  .describe('Teacher weight λ and its schedule (ALGORITHMS.md §2)');
+  .describe('Teacher weight λ and its schedule (docs/algorithms.md §2)');
 
 export const AlgoSection = z
   .strictObject({
@@ -82,7 +82,7 @@ export const LossSection = z
       .optional()
       .describe('Reference-KL penalty against the student at step 0; default: off'),
   })
-  .describe('Policy loss of the train step (ALGORITHMS.md §4)');
+  .describe('Policy loss of the train step (docs/algorithms.md §4)');
 
 const OptimizerSection = z
   .strictObject({

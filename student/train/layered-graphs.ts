@@ -4,7 +4,8 @@
 //   embed        E, input_ids                         -> h0 = E[ids]                      [B, T, D]
 //   layer.fwd    layer.* weights, h, mask, positions  -> h.next                           [B, T, D]
 //   layer.bwd    same + dh.next                       -> dh, d.layer.* (forward recomputed inside)
-//   head.fwd     h_L, norm w, head [V, D], ids, 1/τ   -> logprobs, lse [B, T], hn = norm(h_L)
+//   head.norm    h_L, norm w                          -> hn = norm(h_L)                   [B, T, D]
+//   head.fwd     hn, head[c0:c1], ids, 1/τ            -> max, sum_exp, z_next [B, T]       (per vocab chunk)
 //   loss         logprobs + the loss's own inputs     -> loss, metrics, d.logprobs        [B, T]
 //   head.bwd     hn, head[c0:c1], ids, lse, d.logprobs -> d.head_chunk [C, D], dhn         (per vocab chunk)
 //   norm.bwd     h_L, norm w, dhn                     -> dh, d.model.norm.weight
@@ -21,11 +22,10 @@
 // 0 at t = 0). Every other backward comes from autodiff. One layer graph serves all layers: the
 // weights are inputs named `layer.<HF suffix>`.
 
-import { type DType, Graph, type Tensor, cast, dimAdd, equal, exp, flattenRows, gather, grad, matmul, mul, pad, rmsNorm, slice, sub, transpose, unsqueeze } from '../../engine/index.ts';
+import { type DType, Graph, type Tensor, cast, cumsum, dimAdd, equal, exp, expand, scalar, flattenRows, gather, grad, matmul, mul, pad, reduceMax, reduceSum, rmsNorm, slice, squeeze, sub, transpose, unsqueeze } from '../../engine/index.ts';
 import type { MetricSpec } from '../../engine/train/graph.ts';
 import { type ModelConfig, tensorShapes } from '../model/config.ts';
 import { attentionBias, concatAttend, layer, ropeTables } from '../model/lm.ts';
-import { tokenLogprobsChunked } from '../model/logprobs.ts';
 
 export const EMBED = 'model.embed_tokens.weight';
 export const NORM = 'model.norm.weight';
@@ -73,29 +73,46 @@ export function layerBackwardGraph(c: ModelConfig, dtype: DType): Graph {
   return g;
 }
 
-/** Final norm and the chunked log-softmax of the next tokens. */
-export function headForwardGraph(c: ModelConfig, dtype: DType, chunk: number): Graph {
-  const g = new Graph('layered.head.fwd');
+/** The final norm: hn = RMSNorm(h_L) [B, T, D]. */
+export function headNormGraph(c: ModelConfig, dtype: DType): Graph {
+  const g = new Graph('layered.head.norm');
   const h = g.input('h', ['B', 'T', c.hiddenSize], dtype);
-  const w = g.input('head', [c.vocabSize, c.hiddenSize], dtype);
+  g.output('hn', rmsNorm(h, g.input(NORM, [c.hiddenSize], dtype), c.rmsNormEps));
+  return g;
+}
+
+/**
+ * One vocabulary chunk of the log-softmax's forward, position-aligned ([B, T], 0 at t = 0):
+ * m = max_c z, s = Σ_c exp(z − m), zy = z of the next token where it falls in this chunk, else 0.
+ * The host folds chunks into lse = M + log S with the running-max rule (layered.ts), so the
+ * [B, T, V] logits never exist at once (one graph over all chunks lets ORT run them side by side).
+ */
+export function headForwardChunkGraph(c: ModelConfig, dtype: DType): Graph {
+  const g = new Graph('layered.head.fwd');
+  const D = c.hiddenSize;
+  const hn = g.input('hn', ['B', 'T', D], dtype);
+  const w = g.input('head_chunk', ['C', D], dtype); // [C, D], any number of rows
   const ids = g.input('input_ids', ['B', 'T'], 'int64');
   const invTemp = g.input('inv_temperature', [], dtype);
-  const hn = rmsNorm(h, g.input(NORM, [c.hiddenSize], dtype), c.rmsNormEps); // [B, T, D]
-  const tm1 = dimAdd('T', -1);
-  const lp = tokenLogprobsChunked(slice(hn, [0], [tm1], [1]), w, slice(ids, [1], ['T'], [1]), { chunk, invTemp });
-  const front = (y: Tensor) => pad(y, [0, 1, 0, 0]); // [B, T]: zero at t = 0
-  g.output('logprobs', front(lp.logprobs));
-  g.output('lse', front(lp.lse));
-  g.output('hn', hn);
+  const start = g.input('chunk_start', [], 'int64');
+  const prev = slice(hn, [0], [dimAdd('T', -1)], [1]); // [B, T−1, D]
+  const z = mul(matmul(prev, transpose(w, [1, 0])), invTemp); // [B, T−1, C]
+  const m = reduceMax(z, -1, true); // [B, T−1, 1]
+  const sumExp = reduceSum(exp(sub(z, m)), -1, false); // [B, T−1]
+  const onehot = cast(equal(unsqueeze(sub(slice(ids, [1], ['T'], [1]), start), -1), columnIds(g)), dtype); // [B, T−1, C]
+  const front = (y: Tensor) => pad(y, [0, 1, 0, 0]); // [B, T]
+  g.output('max', front(squeeze(m, -1)));
+  g.output('sum_exp', front(sumExp));
+  g.output('z_next', front(reduceSum(mul(z, onehot), -1, false)));
   return g;
 }
 
 /** The gradient of Σ g·log p over vocabulary rows [start, start + rows) (see the header). */
-export function headBackwardGraph(c: ModelConfig, dtype: DType, rows: number): Graph {
-  const g = new Graph(`layered.head.bwd.${rows}`);
+export function headBackwardGraph(c: ModelConfig, dtype: DType): Graph {
+  const g = new Graph('layered.head.bwd');
   const D = c.hiddenSize;
   const hn = g.input('hn', ['B', 'T', D], dtype);
-  const w = g.input('head_chunk', [rows, D], dtype); // [C, D]
+  const w = g.input('head_chunk', ['C', D], dtype); // [C, D], any number of rows
   const ids = g.input('input_ids', ['B', 'T'], 'int64');
   const lse = g.input('lse', ['B', 'T'], dtype);
   const dlogp = g.input('d.logprobs', ['B', 'T'], dtype);
@@ -106,12 +123,16 @@ export function headBackwardGraph(c: ModelConfig, dtype: DType, rows: number): G
   const prev = slice(hn, [0], [tm1], [1]); // [B, T−1, D]
   const z = mul(matmul(prev, transpose(w, [1, 0])), invTemp); // [B, T−1, C]
   const p = exp(sub(z, unsqueeze(next(lse), -1))); // softmax restricted to the chunk
-  const cols = g.constant(BigInt64Array.from({ length: rows }, (_, i) => BigInt(i)), [rows], 'int64');
-  const onehot = cast(equal(unsqueeze(sub(next(ids), start), -1), cols), dtype); // [B, T−1, C]
+  const onehot = cast(equal(unsqueeze(sub(next(ids), start), -1), columnIds(g)), dtype); // [B, T−1, C]
   const dz = mul(mul(sub(onehot, p), unsqueeze(next(dlogp), -1)), invTemp); // [B, T−1, C]
   g.output('d.head_chunk', matmul(transpose(flattenRows(dz), [1, 0]), flattenRows(prev))); // [C, D]
   g.output('dhn', pad(matmul(dz, w), [0, 0, 0, 0, 1, 0])); // [B, T, D], zero at the last position
   return g;
+}
+
+/** 0, 1, …, C−1 for the symbolic chunk size C. */
+function columnIds(g: Graph): Tensor {
+  return cumsum(expand(scalar(g, 1, 'int64'), ['C']), 0, { exclusive: true }); // [C] int64
 }
 
 export function normBackwardGraph(c: ModelConfig, dtype: DType): Graph {

@@ -23,13 +23,13 @@ import { compile } from '../../engine/exec.ts';
 import { type HostTensor, hostTensor } from '../../engine/runtime/host.ts';
 import type { RuntimeOptions, Session } from '../../engine/runtime/session.ts';
 import { type ModelConfig, decays, tensorShapes } from '../model/config.ts';
-import { EMBED, type LogprobObjective, NORM, embedGraph, headBackwardGraph, headForwardGraph, layerBackwardGraph, layerForwardGraph, layerSuffixes, lossGraph, normBackwardGraph } from './layered-graphs.ts';
+import { EMBED, type LogprobObjective, NORM, embedGraph, headBackwardGraph, headForwardChunkGraph, headNormGraph, layerBackwardGraph, layerForwardGraph, layerSuffixes, lossGraph, normBackwardGraph } from './layered-graphs.ts';
 
 export interface LayeredOptions {
   dtype?: 'float32' | 'float64';
   weightDecay?: number;
   adamw?: Partial<AdamWConfig>;
-  /** Vocabulary rows per head chunk (default 8192): [tokens × chunk] floats per graph run. */
+  /** Vocabulary rows per head chunk; default chosen per batch so [tokens × rows] ≤ 4M floats (1024..32768 rows). */
   vocabChunk?: number;
   /** Elements per optimizer graph run (default 4M). */
   optimizerChunk?: number;
@@ -38,15 +38,18 @@ export interface LayeredOptions {
   runtime?: RuntimeOptions;
 }
 
+/** Floats per [tokens × rows] head buffer when the chunk size is automatic (16 MB in float32). */
+const HEAD_CHUNK_ELEMENTS = 4 * 1024 * 1024;
+
 const MODEL_FEEDS = new Set(['input_ids', 'attention_mask', 'position_ids', 'inv_temperature']);
 
 interface Sessions {
   embed: Session;
   layerFwd: Session;
   layerBwd: Session;
+  headNorm: Session;
   headFwd: Session;
   headBwd: Session;
-  headBwdLast: Session | null;
   normBwd: Session;
   loss: Session;
 }
@@ -71,7 +74,8 @@ export class LayeredTrainer implements StepTrainer {
     private readonly opt: ChunkedAdamW,
     private readonly loss: { metrics: string[]; combine: Record<string, 'sum' | 'mean' | 'max' | 'min'> },
     private readonly dtype: 'float32' | 'float64',
-    private readonly vocabChunk: number,
+    /** Fixed head chunk rows, or null: chosen per batch so tokens × rows ≤ HEAD_CHUNK_ELEMENTS. */
+    private readonly vocabChunk: number | null,
   ) {
     for (const p of paramSpecs) {
       const n = w.get(p.name)!.length;
@@ -85,8 +89,6 @@ export class LayeredTrainer implements StepTrainer {
   static async create(c: ModelConfig, objective: LogprobObjective, init: ParamValues, o: LayeredOptions = {}): Promise<LayeredTrainer> {
     const dtype = o.dtype ?? 'float32';
     const rt = o.runtime ?? {};
-    const chunk = Math.min(o.vocabChunk ?? 8192, c.vocabSize);
-    const last = c.vocabSize % chunk;
     const specs: ParamSpec[] = tensorShapes(c).map(([name, shape]) => ({ name, shape, dtype, weightDecay: decays(name) ? (o.weightDecay ?? 0) : 0 }));
     const w = new Map<string, FloatArray>();
     for (const p of specs) {
@@ -96,19 +98,19 @@ export class LayeredTrainer implements StepTrainer {
       w.set(p.name, o.adopt ? data : data.slice());
     }
     const lg = lossGraph(objective, dtype);
-    const [embed, layerFwd, layerBwd, headFwd, headBwd, headBwdLast, normBwd, loss, opt] = await Promise.all([
+    const [embed, layerFwd, layerBwd, headNorm, headFwd, headBwd, normBwd, loss, opt] = await Promise.all([
       compile(embedGraph(c, dtype), rt),
       compile(layerForwardGraph(c, dtype), rt),
       compile(layerBackwardGraph(c, dtype), rt),
-      compile(headForwardGraph(c, dtype, chunk), rt),
-      compile(headBackwardGraph(c, dtype, chunk), rt),
-      last ? compile(headBackwardGraph(c, dtype, last), rt) : Promise.resolve(null),
+      compile(headNormGraph(c, dtype), rt),
+      compile(headForwardChunkGraph(c, dtype), rt),
+      compile(headBackwardGraph(c, dtype), rt),
       compile(normBackwardGraph(c, dtype), rt),
       compile(lg.graph, rt),
       ChunkedAdamW.create(o.adamw, { ...rt, dtype, chunk: o.optimizerChunk }),
     ]);
-    const sessions = { embed, layerFwd, layerBwd, headFwd, headBwd, headBwdLast, normBwd, loss };
-    return new LayeredTrainer(c, specs, w, sessions, opt, lg, dtype, chunk);
+    const sessions = { embed, layerFwd, layerBwd, headNorm, headFwd, headBwd, normBwd, loss };
+    return new LayeredTrainer(c, specs, w, sessions, opt, lg, dtype, o.vocabChunk ?? null);
   }
 
   async step(batch: Batch | readonly Batch[], lr: number): Promise<StepResult> {
@@ -185,12 +187,13 @@ export class LayeredTrainer implements StepTrainer {
     const hs: HostTensor[] = [(await this.s.embed.run({ [EMBED]: this.view(EMBED), input_ids: ids })).h!];
     for (let i = 0; i < c.numLayers; i++) hs.push((await this.s.layerFwd.run({ ...this.layerFeeds(i), h: hs[i]!, ...seq }))['h.next']!);
     const headName = c.tieWordEmbeddings ? EMBED : 'lm_head.weight';
-    const head = await this.s.headFwd.run({ h: hs[c.numLayers]!, [NORM]: this.view(NORM), head: this.view(headName), input_ids: ids, inv_temperature: invTemp });
-    const out = await this.s.loss.run({ logprobs: head.logprobs!, ...lossFeeds });
+    const hn = (await this.s.headNorm.run({ h: hs[c.numLayers]!, [NORM]: this.view(NORM) })).hn!;
+    const head = await this.headForward(headName, hn, ids, invTemp);
+    const out = await this.s.loss.run({ logprobs: head.logprobs, ...lossFeeds });
 
     this.lap('forward_s');
     // backward
-    const dhn = await this.headBackward(headName, head, out['d.logprobs']!, ids, invTemp, first);
+    const dhn = await this.headBackward(headName, { hn, lse: head.lse }, out['d.logprobs']!, ids, invTemp, first);
     this.lap('head_backward_s');
     const norm = await this.s.normBwd.run({ h: hs[c.numLayers]!, [NORM]: this.view(NORM), dhn });
     this.write(NORM, norm[`d.${NORM}`]!.data as FloatArray, first);
@@ -206,27 +209,69 @@ export class LayeredTrainer implements StepTrainer {
     return metrics;
   }
 
+  /**
+   * head.fwd over every vocabulary chunk, folded with the running-max rule in float64:
+   * M ← max(M, m_c), S ← S·e^{M_old − M} + s_c·e^{m_c − M}; lse = M + log S; log p = z_next − lse.
+   */
+  private async headForward(headName: string, hn: HostTensor, ids: HostTensor, invTemp: HostTensor): Promise<{ logprobs: HostTensor; lse: HostTensor }> {
+    const D = this.c.hiddenSize;
+    const V = this.c.vocabSize;
+    const W = this.w.get(headName)!;
+    const n = ids.data.length;
+    const M = new Float64Array(n).fill(-Infinity);
+    const S = new Float64Array(n);
+    const zy = new Float64Array(n);
+    const chunk = this.headRows(n);
+    for (let start = 0; start < V; start += chunk) {
+      const rows = Math.min(chunk, V - start);
+      const r = await this.s.headFwd.run({
+        hn,
+        head_chunk: this.tensor(W.subarray(start * D, (start + rows) * D), [rows, D]),
+        input_ids: ids,
+        inv_temperature: invTemp,
+        chunk_start: hostTensor('int64', [], BigInt64Array.of(BigInt(start))),
+      });
+      const [m, s, z] = [r.max!.data as FloatArray, r.sum_exp!.data as FloatArray, r.z_next!.data as FloatArray];
+      for (let i = 0; i < n; i++) {
+        const nm = Math.max(M[i]!, m[i]!);
+        S[i] = S[i]! * Math.exp(M[i]! - nm) + s[i]! * Math.exp(m[i]! - nm);
+        M[i] = nm;
+        zy[i]! += z[i]!;
+      }
+    }
+    const Arr = this.dtype === 'float64' ? Float64Array : Float32Array;
+    const lse = new Arr(n);
+    const logprobs = new Arr(n);
+    const T = ids.dims[1]!;
+    for (let i = 0; i < n; i++) {
+      if (i % T === 0) continue; // nothing predicts a row's first token: 0, as everywhere
+      lse[i] = M[i]! + Math.log(S[i]!);
+      logprobs[i] = zy[i]! - lse[i]!;
+    }
+    return { logprobs: this.tensor(logprobs, ids.dims), lse: this.tensor(lse, ids.dims) };
+  }
+
   /** head.bwd over every vocabulary chunk: writes (or adds) the head's gradient, returns dhn. */
-  private async headBackward(headName: string, head: Record<string, HostTensor>, dlogp: HostTensor, ids: HostTensor, invTemp: HostTensor, first: boolean): Promise<HostTensor> {
+  private async headBackward(headName: string, head: { hn: HostTensor; lse: HostTensor }, dlogp: HostTensor, ids: HostTensor, invTemp: HostTensor, first: boolean): Promise<HostTensor> {
     const D = this.c.hiddenSize;
     const V = this.c.vocabSize;
     const W = this.w.get(headName)!;
     const dW = this.grads.get(headName)!;
-    const dhn = this.tensor(new (this.dtype === 'float64' ? Float64Array : Float32Array)(head.hn!.data.length), head.hn!.dims);
-    for (let start = 0; start < V; start += this.vocabChunk) {
-      const rows = Math.min(this.vocabChunk, V - start);
-      const session = rows === this.vocabChunk ? this.s.headBwd : this.s.headBwdLast!;
-      const target = first ? dW.subarray(start * D, (start + rows) * D) : this.scratchOf('head', this.vocabChunk * D).subarray(0, rows * D);
+    const dhn = this.tensor(new (this.dtype === 'float64' ? Float64Array : Float32Array)(head.hn.data.length), head.hn.dims);
+    const chunk = this.headRows(ids.data.length);
+    for (let start = 0; start < V; start += chunk) {
+      const rows = Math.min(chunk, V - start);
+      const target = first ? dW.subarray(start * D, (start + rows) * D) : this.scratchOf('head', chunk * D).subarray(0, rows * D);
       const feeds = {
-        hn: head.hn!,
+        hn: head.hn,
         head_chunk: this.tensor(W.subarray(start * D, (start + rows) * D), [rows, D]),
         input_ids: ids,
-        lse: head.lse!,
+        lse: head.lse,
         'd.logprobs': dlogp,
         inv_temperature: invTemp,
         chunk_start: hostTensor('int64', [], BigInt64Array.of(BigInt(start))),
       };
-      const r = await session.run(feeds, { 'd.head_chunk': this.tensor(target, [rows, D]), dhn: null });
+      const r = await this.s.headBwd.run(feeds, { 'd.head_chunk': this.tensor(target, [rows, D]), dhn: null });
       if (!first) addInto(dW.subarray(start * D, (start + rows) * D), target);
       addInto(dhn.data as FloatArray, r.dhn!.data as FloatArray);
     }
@@ -242,6 +287,12 @@ export class LayeredTrainer implements StepTrainer {
     const r = await this.s.layerBwd.run({ ...this.layerFeeds(i), h, ...seq, 'dh.next': dhNext }, fetches);
     if (!first) for (const [s] of layerSuffixes(this.c)) addInto(this.grads.get(`model.layers.${i}.${s}`)!, this.scratch.get(s)!);
     return r.dh!;
+  }
+
+  /** Head chunk rows for a batch of `tokens` positions (see LayeredOptions.vocabChunk). */
+  private headRows(tokens: number): number {
+    const rows = this.vocabChunk ?? Math.min(32768, Math.max(1024, Math.floor(HEAD_CHUNK_ELEMENTS / tokens)));
+    return Math.min(rows, this.c.vocabSize);
   }
 
   private lap(phase: string): void {

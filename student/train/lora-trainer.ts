@@ -23,7 +23,7 @@ export interface LoraTrainerOptions {
   loss?: PolicyLossOptions;
   weightDecay?: number;
   adamw?: Partial<AdamWConfig>;
-  /** Budget for one micro-batch's [tokens × V] float32 log-softmax (default 256 MiB). */
+  /** Budget for one micro-batch's [tokens × V] log-softmax buffers (three float32 copies; default 256 MiB). */
   logitBytes?: number;
   runtime?: RuntimeOptions;
 }
@@ -90,7 +90,7 @@ export class LoraTrainer implements StepTrainer {
 
   private split(batch: Batch): Batch[] {
     const [rows, width] = batch.input_ids!.dims as [number, number];
-    const perRow = width * this.vocab * 4;
+    const perRow = width * this.vocab * 4 * 3; // a chunk's logits, their exp and the softmax stay live for its backward
     const count = Math.min(rows, Math.max(1, Math.ceil((rows * perRow) / this.logitBytes)));
     return splitMicroBatches(batch, count);
   }

@@ -86,7 +86,7 @@ export function klLoss(name: KlEstimatorName, term: string): (u: Tensor) => Tens
   if (!est) throw new LossConfigError(`${term}: unknown KL estimator "${name}"; known: ${Object.keys(KL_ESTIMATORS).join(', ')}`);
   if (!est.loss)
     throw new LossConfigError(
-      `${term}: the k1 estimator cannot be used as a loss: ${est.label}. Use k1 as a reward instead (the teacher term of the advantage, ALGORITHMS §2), or k2 (reverse-KL gradient) or k3 (forward-KL-like) as a loss.`,
+      `${term}: the k1 estimator cannot be used as a loss: ${est.label}. Use k1 as a reward instead (the teacher term of the advantage, docs/algorithms.md §2), or k2 (reverse-KL gradient) or k3 (forward-KL-like) as a loss.`,
     );
   return est.loss;
 }
