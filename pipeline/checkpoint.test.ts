@@ -65,6 +65,7 @@ async function childMain(runDir: string): Promise<void> {
     const s = retarget(template, step);
     const onPhase = (p: CheckpointPhase) => (p === killAt ? process.kill(process.pid, 'SIGKILL') : undefined);
     await saveCheckpoint(runDir, step, s, { keepLast: 2, onPhase: (p) => void onPhase(p) });
+    process.stdout.write(`committed ${step}\n`);
   }
 }
 
@@ -233,15 +234,22 @@ function registerTests(): void {
     assert.ok(lastStep >= 4, `the children committed too little: ${lastStep}`);
   });
 
-  /** Runs the child until it kills itself at `phase`, or kills it `delay` ms after it started saving. */
+  /**
+   * Runs the child until it kills itself at `phase`, or kills it `delay` ms after its first commit
+   * (timed from a commit, not from the start, so a slow or busy machine still commits between kills).
+   */
   function runChild(run: string, tokenizer: string, phase: CheckpointPhase | undefined, delay: number): Promise<void> {
     const env: NodeJS.ProcessEnv = { ...process.env, OPD_CKPT_CHILD: run, OPD_CKPT_TOKENIZER: tokenizer, OPD_CKPT_KILL_PHASE: phase ?? '' };
     delete env.NODE_TEST_CONTEXT;
     const child = spawn(process.execPath, ['--import', 'tsx', THIS_FILE], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
+    let armed = false;
     child.stderr.on('data', (d) => (stderr += d));
     child.stdout.on('data', (d) => {
-      if (phase === undefined && String(d).includes('start')) setTimeout(() => child.kill('SIGKILL'), delay);
+      if (phase === undefined && !armed && String(d).includes('committed')) {
+        armed = true;
+        setTimeout(() => child.kill('SIGKILL'), delay);
+      }
     });
     return new Promise((resolve, reject) => {
       child.on('exit', (code, signal) =>
