@@ -8,7 +8,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Rng } from '../engine/rng.ts';
-import { boundaryBytes } from '../engine/runtime/session.ts';
+import { boundaryBytes, collectGarbage } from '../engine/runtime/session.ts';
 import { loadTokenizer } from '../data/tokenizer/hf.ts';
 import { Generator } from '../student/generate/generate.ts';
 import { type ModelConfig, paramCount, parseConfig, tensorShapes } from '../student/model/config.ts';
@@ -24,6 +24,14 @@ const [phase, rawArgs] = process.argv.slice(2);
 /** RSS once every module (onnxruntime included) is loaded, before any weight: the process's own baseline. */
 const baselineGb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1e6;
 const args = JSON.parse(rawArgs ?? '{}') as Record<string, unknown>;
+const rssGb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1e6;
+const weightBytes = (w: Weights) => [...w.values()].reduce((s, a) => s + a.byteLength, 0);
+/** Resident anonymous memory (heap, ORT arenas) and file-backed memory (mapped initializers), GB. */
+const residentGb = () => {
+  const s = readFileSync('/proc/self/status', 'utf8');
+  const g = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)![1]) / 1e6;
+  return { anon: g('RssAnon'), file: g('RssFile') };
+};
 const hwmGb = () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1e6;
 const now = () => performance.now() / 1e3;
 const threads = args.threads as number | undefined;
@@ -71,15 +79,20 @@ async function trainPhase(lora: boolean) {
   const loadS = now() - t0;
   const rows = args.rows as number, promptLen = args.promptLen as number, completionLen = args.completionLen as number;
   const feeds = packPolicyBatch(await rollouts(c, args.tokenizer as string, rows, promptLen, completionLen), { padId: 0 });
+  const withDataGb = rssGb() - (base ? base.size && weightBytes(base) / 1e9 : 0); // process + tokenizer + batch, before the weights
   const spec = { rank: args.rank as number, alpha: 2 * (args.rank as number), targets: [...LORA_TARGETS] };
   const baseDir = lora ? mkdtempSync(join(tmpdir(), 'opd-bench-lora-')) : null;
   const frozen = lora ? await writeFrozenBase(baseDir!, c, base!) : null;
   const init = lora ? initLora(c, spec, 0) : base!;
-  if (lora) base = null; // the frozen file now holds the base: JS keeps only the adapters
+  if (lora) {
+    base = null; // the frozen file now holds the base: JS keeps only the adapters
+    collectGarbage();
+  }
   const t1 = now();
   const trainer = await createStudentTrainer(c, Object.fromEntries(init), { objective: 'policy', loss: {}, adamw: { maxGradNorm: 1 }, kind: 'layered', adopt: true, runtime: { threads }, ...(lora ? { lora: { spec, base: frozen! } } : {}) });
   const compileS = now() - t1;
   const times: number[] = [];
+  const resident: Array<{ anon: number; file: number }> = [residentGb()];
   let bytes = 0;
   for (let i = 0; i < (args.steps as number); i++) {
     const b0 = boundaryBytes.in + boundaryBytes.out;
@@ -87,6 +100,7 @@ async function trainPhase(lora: boolean) {
     await trainer.step(feeds, 1e-5);
     times.push(now() - s0);
     bytes = boundaryBytes.in + boundaryBytes.out - b0;
+    resident.push(residentGb());
   }
   await trainer.release();
   if (baseDir) rmSync(baseDir, { recursive: true, force: true });
@@ -100,8 +114,8 @@ async function trainPhase(lora: boolean) {
   return {
     params: n, trainable_params: trainable, tokens_per_step: tokens, load_s: loadS, compile_s: compileS, first_step_s: times[0],
     step_s: stepS, tokens_per_s: tokens / stepS, flops_per_step: flops, boundary_bytes_per_step: bytes,
-    peak_rss_gb: hwmGb(), baseline_rss_gb: baselineGb, floor_gb: (16 * n) / 1e9,
-    ...(lora ? {} : { rss_over_floor: hwmGb() / ((16 * n) / 1e9), rss_over_floor_above_baseline: (hwmGb() - baselineGb) / ((16 * n) / 1e9) }),
+    resident_after_create_and_each_step: resident, peak_rss_gb: hwmGb(), baseline_rss_gb: baselineGb, baseline_with_data_gb: withDataGb, floor_gb: (16 * n) / 1e9,
+    ...(lora ? {} : { rss_over_floor: hwmGb() / ((16 * n) / 1e9), rss_over_floor_above_baseline: (hwmGb() - withDataGb) / ((16 * n) / 1e9) }),
   };
 }
 

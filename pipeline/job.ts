@@ -28,6 +28,7 @@ import { loadTokenizer } from '../data/tokenizer/hf.ts';
 import { atomicWriteFile } from '../engine/io/atomic.ts';
 import { initModelDir, tinyConfig } from '../student/model/init.ts';
 import { loadModelDir } from '../student/model/weights.ts';
+import { collectGarbage } from '../engine/runtime/session.ts';
 import { type OpenTeachers, openTeachers } from '../teacher/open.ts';
 import { preflight } from '../teacher/preflight.ts';
 import { type RunConfig, blendSpec, policyLossOptions } from './config.ts';
@@ -197,6 +198,11 @@ export async function runJob(c: RunConfig, run: RunDir, hooks: RunHooks = {}): P
   const { student, tokenizer, lora, score, data } = job;
   log.info(`run ${run.dir}: ${c.run.steps} steps, ${c.rollout.promptsPerStep} prompts × G=${c.rollout.groupSize}, blend ${c.algo.blend.mode}${c.runtime.oneStepStale ? ', one-step-stale' : ''}`);
   const heldOut = score ? await heldOutEval(c, score, run.dir, student, tokenizer, (m) => log.info(m)) : null;
+  if (lora) {
+    // from here on the base lives in lora-base/base.bin (mapped by the sessions): drop the host copy
+    student.weights.clear();
+    collectGarbage();
+  }
   const result = await runPersisted(run, job.opd, { ...job.persist, log: (m) => log.info(m), shouldStop: hooks.shouldStop, onStep: hooks.onStep });
   hooks.onLoopEnd?.();
   await result.close();
@@ -208,7 +214,9 @@ export async function runJob(c: RunConfig, run: RunDir, hooks: RunHooks = {}): P
   if (result.stopped) return { summary, stopped: true };
   const trained = result.trainer.params();
   // a LoRA run ends with its PEFT adapter and the merged model; the held-out "after" uses the merged one
-  const finalWeights = lora ? Object.fromEntries(await exportLora(run.dir, student, lora.spec, new Map(Object.entries(trained) as Array<[string, Float32Array]>), job.studentDir)) : trained;
+  const finalWeights = lora
+    ? Object.fromEntries(await exportLora(run.dir, await loadModelDir(job.studentDir), lora.spec, new Map(Object.entries(trained) as Array<[string, Float32Array]>), job.studentDir))
+    : trained;
   if (lora) log.info(`LoRA outputs: ${join(run.dir, 'lora', 'adapter')} (PEFT), ${join(run.dir, 'lora', 'merged')} (merged HF model)`);
   Object.assign(summary, await finalHeldOut(run.dir, c, heldOut, finalWeights));
   writeFileSync(join(run.dir, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');

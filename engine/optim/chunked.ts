@@ -33,7 +33,7 @@ export interface FlatSlot {
 }
 
 export interface ChunkedAdamWOptions extends RuntimeOptions {
-  /** Elements per graph run (default 4M: 16 MB of float32 per buffer). */
+  /** Elements per graph run (default 1M: 4 MB of float32 per buffer; measured as fast as 4M, and its arena is a quarter). */
   chunk?: number;
   dtype?: 'float32' | 'float64';
 }
@@ -49,7 +49,7 @@ export class ChunkedAdamW {
 
   static async create(cfg: Partial<AdamWConfig> = {}, o: ChunkedAdamWOptions = {}): Promise<ChunkedAdamW> {
     const dtype = o.dtype ?? 'float32';
-    const chunk = o.chunk ?? 4 * 1024 * 1024;
+    const chunk = o.chunk ?? 1024 * 1024;
     const full = { ...ADAMW_DEFAULTS, ...cfg };
     const [sumsq, update] = await Promise.all([compile(sumsqGraph(dtype), o), compile(updateGraph(full, dtype), o)]);
     const Arr = dtype === 'float64' ? Float64Array : Float32Array;

@@ -263,6 +263,12 @@ const bindingCopies = {
   },
 };
 
+/** A full garbage collection now (e.g. after dropping gigabytes of host arrays that V8 would keep a while). */
+export function collectGarbage(): void {
+  bindingCopies.gc ??= exposeGc();
+  bindingCopies.gc();
+}
+
 function exposeGc(): () => void {
   if (typeof globalThis.gc === 'function') return globalThis.gc as () => void;
   v8.setFlagsFromString('--expose-gc');

@@ -9,17 +9,16 @@
 // what a double-buffered runner needs to keep weights in place between steps.
 //
 // Accumulated (`buildTrainStep` with `microBatches`): the same objective is built a second time
-// into a grad graph, which adds each parameter's gradient to an accumulator state `acc.<name>` ->
-// `acc.<name>.next` and reports the micro-batch's loss and metrics; an apply graph then runs AdamW
-// (same clipping, same non-finite guard) on the accumulated gradient and resets the accumulators to
-// zero. Contract: the loss must be written so that its sum over micro-batches is the full-batch loss
+// into a grad graph, which outputs each parameter's gradient `grad.<name>` and the micro-batch's loss
+// and metrics; the host sums the gradients into accumulators `acc.<name>` (the first micro-batch's
+// written in place, later ones added), and an apply graph runs AdamW (same clipping, same non-finite
+// guard) on them. Per micro-batch only the parameters go in and their gradients come out. Contract: the loss must be written so that its sum over micro-batches is the full-batch loss
 // (per-token weights computed on the host over the whole batch make this exact); each metric says
 // how it combines over micro-batches (sum, mean, max, min).
 
 import { grad } from '../autodiff.ts';
 import { Graph, type DType, type Tensor } from '../ir/graph.ts';
 import { add } from '../ops/elementwise.ts';
-import { zeros } from '../ops/shape.ts';
 import { ADAMW_DEFAULTS, type AdamWConfig, adamw } from '../optim/adamw.ts';
 
 export interface ParamSpec {
@@ -92,25 +91,20 @@ export function finishTrainStep(g: Graph, loss: Tensor, opts: FinishOptions = {}
   return { graph: g, params: all.map((p) => p.spec), stateMap, metrics: ['loss', 'grad_norm', 'skipped', ...names], combine };
 }
 
-/** The grad graph of accumulation: acc.<name>.next = acc.<name> + ∂loss/∂<name>; reports loss + metrics. */
+/** The grad graph of accumulation: outputs `grad.<name>` = ∂loss/∂<name> for every parameter, loss and metrics. */
 export function finishGradStep(g: Graph, loss: Tensor, opts: Omit<FinishOptions, 'adamw'> = {}): StepGraph & { params: ParamSpec[] } {
   const all = trainedParams(g, loss, opts, 'finishGradStep');
   const grads = g.scope('backward', () => grad(loss, all.map((p) => p.tensor)));
-  const stateMap: Array<[string, string]> = [];
-  all.forEach(({ spec }, i) => {
-    const acc = g.input(`acc.${spec.name}`, spec.shape, spec.dtype);
-    g.output(`acc.${spec.name}.next`, add(acc, grads[i]!));
-    stateMap.push([`acc.${spec.name}`, `acc.${spec.name}.next`]);
-  });
+  all.forEach(({ spec }, i) => g.output(`grad.${spec.name}`, grads[i]!));
   g.output('loss', loss);
   const { names } = outputMetrics(g, opts.metrics);
-  return { graph: g, params: all.map((p) => p.spec), stateMap, metrics: ['loss', ...names] };
+  return { graph: g, params: all.map((p) => p.spec), stateMap: [], metrics: ['loss', ...names] };
 }
 
 /**
- * The apply graph of accumulation: AdamW with gradient `acc.<name>`; inputs lr, step and `loss` (the
- * summed micro-batch losses, for the non-finite guard); accumulators are reset to zero even when
- * the step is skipped, so the next step starts clean.
+ * The apply graph of accumulation: AdamW with gradient `acc.<name>` (the host sums the grad graph's
+ * outputs into it); inputs lr, step and `loss` (the summed micro-batch losses, for the non-finite
+ * guard). Only parameters and moments are state: the accumulators never come back out.
  */
 export function buildApplyStep(params: readonly ParamSpec[], opts: { adamw?: Partial<AdamWConfig>; name?: string } = {}): StepGraph {
   if (params.length === 0) throw new Error('buildApplyStep: no parameters');
@@ -119,10 +113,6 @@ export function buildApplyStep(params: readonly ParamSpec[], opts: { adamw?: Par
   const accs = params.map((s) => g.input(`acc.${s.name}`, s.shape, s.dtype));
   const loss = g.input('loss', [], params[0]!.dtype);
   const stateMap = applyAdamW(g, slots, accs, loss, opts.adamw);
-  params.forEach((s) => {
-    g.output(`acc.${s.name}.next`, zeros(g, s.shape, s.dtype));
-    stateMap.push([`acc.${s.name}`, `acc.${s.name}.next`]);
-  });
   return { graph: g, stateMap, metrics: ['grad_norm', 'skipped'] };
 }
 

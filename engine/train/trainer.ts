@@ -61,6 +61,9 @@ export class Trainer implements StepTrainer {
   skippedInARow = 0;
   skippedTotal = 0;
   private accumSessions: Promise<{ grad: Session; apply: Session }> | null = null;
+  /** Gradient accumulators (the apply graph's `acc.<name>`) and the later micro-batches' scratch. */
+  private readonly acc = new Map<string, HostTensor>();
+  private readonly gradScratch = new Map<string, HostTensor>();
 
   private constructor(
     readonly spec: TrainStepGraph,
@@ -159,27 +162,30 @@ export class Trainer implements StepTrainer {
     if (!accum) throw new Error(`Trainer.step: ${batches.length} micro-batches, but the train step was built without accumulation graphs; build it with buildTrainStep(..., { microBatches: true })`);
     const s = await this.openAccum(accum);
     const per: Array<Record<string, number>> = [];
-    let combined: Record<string, number>;
-    let applied: Record<string, number>;
-    try {
-      for (const mb of batches) per.push(numbers(await this.state.run(s.grad, accum.grad, mb)));
-      combined = combineMetrics(per, this.spec.combine ?? {});
-      applied = numbers(await this.state.run(s.apply, accum.apply, { ...this.scalars(lr), loss: scalarOf(this.dtype, combined.loss!) }));
-    } catch (e) {
-      for (const [acc] of accum.grad.stateMap) this.state.get(acc).data.fill(0 as never); // a failed step leaves no partial sums
-      throw e;
+    for (const [i, mb] of batches.entries()) {
+      // the first micro-batch writes its gradients into the accumulators, later ones into scratch, then add
+      const fetches: Record<string, HostTensor | null> = Object.fromEntries(accum.grad.metrics.map((m) => [m, null]));
+      for (const p of this.spec.params) fetches[`grad.${p.name}`] = (i === 0 ? this.acc : this.gradScratch).get(p.name)!;
+      const out = await s.grad.run({ ...mb, ...this.paramViews() }, fetches);
+      if (i > 0) for (const p of this.spec.params) addInto(this.acc.get(p.name)!.data as Float32Array, this.gradScratch.get(p.name)!.data as Float32Array);
+      per.push(Object.fromEntries(accum.grad.metrics.map((m) => [m, Number(out[m]!.data[0])])));
     }
+    const combined = combineMetrics(per, this.spec.combine ?? {});
+    const accFeeds = Object.fromEntries(this.spec.params.map((p) => [`acc.${p.name}`, this.acc.get(p.name)!]));
+    const applied = numbers(await this.state.run(s.apply, accum.apply, { ...this.scalars(lr), loss: scalarOf(this.dtype, combined.loss!), ...accFeeds }));
     const metrics: Record<string, number> = {};
     for (const name of this.spec.metrics) metrics[name] = combined[name] ?? applied[name]!;
     return metrics;
   }
 
-  /** Compile the grad and apply graphs on first use and allocate the (zero) accumulators. */
+  /** Compile the grad and apply graphs on first use and allocate the gradient accumulators. */
   private openAccum(accum: NonNullable<TrainStepGraph['accum']>): Promise<{ grad: Session; apply: Session }> {
     this.accumSessions ??= (async () => {
       const [grad, apply] = await Promise.all([compile(accum.grad.graph, this.opts), compile(accum.apply.graph, this.opts)]);
-      for (const p of this.spec.params) this.state.add(`acc.${p.name}`, hostTensor(p.dtype, p.shape));
-      this.state.check(grad, accum.grad);
+      for (const p of this.spec.params) {
+        this.acc.set(p.name, hostTensor(p.dtype, p.shape));
+        this.gradScratch.set(p.name, hostTensor(p.dtype, p.shape));
+      }
       this.state.check(apply, accum.apply);
       return { grad, apply };
     })();
@@ -273,6 +279,10 @@ class StateBuffers {
   snapshot(names: readonly string[]): Record<string, HostTensor> {
     return Object.fromEntries(names.map((n) => [n, cloneTensor(this.get(n))]));
   }
+}
+
+function addInto(dst: Float32Array | Float64Array, src: Float32Array | Float64Array): void {
+  for (let i = 0; i < dst.length; i++) dst[i]! += src[i]!;
 }
 
 function numbers(out: Record<string, HostTensor>): Record<string, number> {

@@ -29,17 +29,17 @@ export interface LayeredOptions {
   dtype?: 'float32' | 'float64';
   weightDecay?: number;
   adamw?: Partial<AdamWConfig>;
-  /** Vocabulary rows per head chunk; default chosen per batch so [tokens × rows] ≤ 4M floats (1024..32768 rows). */
+  /** Vocabulary rows per head chunk; default chosen per batch so [tokens × rows] ≤ 1M floats (1024..32768 rows). */
   vocabChunk?: number;
-  /** Elements per optimizer graph run (default 4M). */
+  /** Elements per optimizer graph run (default 1M). */
   optimizerChunk?: number;
   /** Take ownership of the initial weight arrays instead of copying them. */
   adopt?: boolean;
   runtime?: RuntimeOptions;
 }
 
-/** Floats per [tokens × rows] head buffer when the chunk size is automatic (16 MB in float32). */
-const HEAD_CHUNK_ELEMENTS = 4 * 1024 * 1024;
+/** Floats per [tokens × rows] head buffer when the chunk size is automatic (4 MB in float32). */
+const HEAD_CHUNK_ELEMENTS = 1024 * 1024;
 
 const MODEL_FEEDS = new Set(['input_ids', 'attention_mask', 'position_ids', 'inv_temperature']);
 
