@@ -7,6 +7,7 @@ import { compile } from '../exec.ts';
 import { Graph, mul, sumAll, add } from '../index.ts';
 import { hostTensor, type HostTensor } from '../runtime/host.ts';
 import { finishTrainStep, param } from '../train/graph.ts';
+import { Rng } from '../rng.ts';
 
 /** torch.optim.AdamW.step for one tensor, float64, written from the documented algorithm. */
 function torchAdamW(p: number[], g: number[], m: number[], v: number[], t: number, lr: number, wd: number, b1: number, b2: number, eps: number) {
@@ -95,4 +96,33 @@ test('a NaN gradient or loss leaves parameters and moments bit-identical and rep
   const ok = await session.run({ ...base, Gw: f64([2, 3], [1, 1, 1, 1, 1, 1]), Gb: f64([3], [1, 1, 1]) });
   assert.equal(arr(ok.skipped!)[0], 0, 'a finite step is applied');
   assert.notDeepEqual(arr(ok['w.next']!), arr(base.w));
+});
+
+test('hostAdamW (JS, host arrays) = the chunked graph AdamW to float32 rounding, clipping on, and skips on a non-finite loss', async () => {
+  const { hostAdamW } = await import('./host.ts');
+  const { ChunkedAdamW } = await import('./chunked.ts');
+  const rng = new Rng(5);
+  const make = () => {
+    const f = (s: number) => Float32Array.from({ length: 3000 }, () => s * rng.normal());
+    return [{ name: 'a', p: f(1), g: f(3), m: f(0.1), v: Float32Array.from({ length: 3000 }, () => Math.abs(rng.normal())), weightDecay: 0.1 }];
+  };
+  const a = make();
+  const b = a.map((s) => ({ ...s, p: s.p.slice(), g: s.g.slice(), m: s.m.slice(), v: s.v.slice() }));
+  const cfg = { maxGradNorm: 1 };
+  const graph = await ChunkedAdamW.create(cfg, { chunk: 1000, threads: 1 });
+  for (let t = 1; t <= 3; t++) {
+    const ra = hostAdamW(a, 0.01, t, true, cfg);
+    const rb = await graph.step(b, 0.01, t, await graph.gradNormSq(b), true);
+    assert.ok(Math.abs(ra.gradNorm - rb.gradNorm) <= 1e-5 * rb.gradNorm, `grad norm ${ra.gradNorm} vs ${rb.gradNorm}`);
+    assert.ok(ra.gradNorm > 1, 'clipping is active');
+  }
+  for (const k of ['p', 'm', 'v'] as const) {
+    let worst = 0;
+    for (let i = 0; i < 3000; i++) worst = Math.max(worst, Math.abs(a[0]![k][i]! - b[0]![k][i]!) / Math.max(1e-3, Math.abs(b[0]![k][i]!)));
+    assert.ok(worst < 1e-4, `${k}: max rel diff ${worst}`);
+  }
+  const before = a[0]!.p.slice();
+  assert.equal(hostAdamW(a, 0.01, 4, false, cfg).skipped, true);
+  assert.deepEqual(a[0]!.p, before, 'a skipped step writes nothing');
+  await graph.release();
 });

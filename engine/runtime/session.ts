@@ -47,6 +47,12 @@ export interface RuntimeOptions {
    * it: prepacking gives each session a private packed copy of every weight.
    */
   disablePrepacking?: boolean;
+  /**
+   * Keep ORT's CPU memory arena (default true). Off, a run's buffers go back to the system when it
+   * ends: for many sessions that each run rarely (one per vocabulary chunk), whose arenas would
+   * otherwise each keep their peak.
+   */
+  memArena?: boolean;
 }
 
 export interface SessionOptions extends RuntimeOptions {
@@ -293,7 +299,7 @@ function ortOptions(name: string, opts: RuntimeOptions, profilePrefix: string | 
     graphOptimizationLevel: optimization,
     // Train steps rerun the same shapes: the arena keeps buffers across runs and the memory
     // pattern plans them once per input shape. Both are ORT's defaults; stated so they stay on.
-    enableCpuMemArena: true,
+    enableCpuMemArena: opts.memArena ?? true,
     enableMemPattern: true,
     enableProfiling: profilePrefix !== null,
     ...(profilePrefix !== null ? { profileFilePrefix: profilePrefix } : {}),

@@ -14,7 +14,9 @@ import { Rng } from '../../engine/rng.ts';
 import { hostTensor } from '../../engine/runtime/host.ts';
 import { dot } from '../../engine/testing/fd.ts';
 import { Graph } from '../../engine/index.ts';
-import { packPolicyBatch } from '../train/batch.ts';
+import { packPolicyBatch, splitMicroBatches } from '../train/batch.ts';
+import { Trainer } from '../../engine/train/trainer.ts';
+import { buildPolicyTrainStep } from '../train/step.ts';
 import { TINY, asF32, evaluate, lossAndGrads, randomRollouts, tinyWeights, weightFeeds64 } from '../train/fixtures.ts';
 import { LoraTrainer } from '../train/lora-trainer.ts';
 import { policyObjective } from '../train/step.ts';
@@ -140,10 +142,10 @@ test('LoRA trainer: the base file stays bit-identical over steps while the adapt
     const sha = () => createHash('sha256').update(readFileSync(path.join(dir, BASE_FILE))).digest('hex');
     const before = sha();
     const adapters = Object.fromEntries(initLora(c, ALL, 1));
-    const trainer = await LoraTrainer.create(c, frozen, ALL, adapters, { objective: 'policy', loss: {}, runtime: { threads: 1 }, logitBytes: 4096 });
+    const trainer = await LoraTrainer.create(c, frozen, ALL, adapters, { objective: 'policy', loss: {}, runtime: { threads: 1 } });
     const rollouts = randomRollouts(8, 4, 5, 2).map(({ refLogprobs: _r, teacherLogprobs: _t, ...r }) => ({ ...r, advantages: r.completionIds.map(() => 1) }));
     const feeds = packPolicyBatch(rollouts, { padId: 0 });
-    const first = await trainer.step(feeds, 0.05); // logitBytes 4096 forces one row per micro-batch
+    const first = await trainer.step(splitMicroBatches(feeds, 4), 0.05); // micro-batches: the first writes, later ones add
     let last = first;
     for (let i = 0; i < 4; i++) last = await trainer.step(feeds, 0.05);
     assert.equal(trainer.t, 5);
@@ -153,6 +155,37 @@ test('LoRA trainer: the base file stays bit-identical over steps while the adapt
     assert.equal(sha(), before, 'base.bin unchanged');
     for (const [k, v] of base) assert.deepEqual(v, copy.get(k), `base tensor ${k} unchanged`);
     await trainer.release();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('LoRA trainer (frozen base in a file, chunked head sessions) = the fused step of the same objective with the base as inputs', async () => {
+  const c = parseConfig({ architectures: ['Qwen2ForCausalLM'], vocab_size: 1100, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, tie_word_embeddings: false, initializer_range: 0.2 });
+  const dir = mkdtempSync(path.join(tmpdir(), 'opd-lora-eq-'));
+  try {
+    const base = new Map(Object.entries(asF32(tinyWeights(c, 8))));
+    const frozen = await writeFrozenBase(dir, c, base, { headRows: 256 }); // 5 head chunks, untied lm_head
+    const start = asF32(randomAdapters(c, ALL, 9));
+    const loss = { type: 'ppo' as const };
+    const o = { weightDecay: 0.01, adamw: { maxGradNorm: 1 } };
+    const lora = await LoraTrainer.create(c, frozen, ALL, start, { objective: 'policy', loss, ...o, runtime: { threads: 1 } });
+    const fused = await Trainer.create(buildPolicyTrainStep(c, { ...o, loss, weights: inputLoraWeights(ALL, { trainable: true, weightDecay: 0.01 }) }), start, { threads: 1 });
+    const baseFeeds = Object.fromEntries(tensorShapes(c).map(([n, sh]) => [n, hostTensor('float32', sh, base.get(n)!)]));
+    for (let step = 0; step < 3; step++) {
+      const rollouts = randomRollouts(20 + step, 5, 5, 1).map(({ refLogprobs: _r, teacherLogprobs: _t, ...r }) => ({ ...r, completionIds: r.completionIds.map((x) => (x * 3) % 1100) }));
+      const feeds = packPolicyBatch(rollouts, { padId: 0, temperature: 0.7 });
+      const a = await fused.step({ ...feeds, ...baseFeeds }, 0.01);
+      const b = await lora.step(feeds, 0.01);
+      for (const k of ['loss', 'grad_norm', 'clip_fraction', 'entropy_estimate']) assert.ok(Math.abs(a.metrics[k]! - b.metrics[k]!) <= 1e-4 * Math.max(1, Math.abs(a.metrics[k]!)), `step ${step} ${k}: ${b.metrics[k]} vs ${a.metrics[k]}`);
+    }
+    const [pa, pb] = [fused.params(), lora.params()];
+    for (const k of Object.keys(pa)) {
+      let worst = 0;
+      for (let i = 0; i < pa[k]!.length; i++) worst = Math.max(worst, Math.abs(pa[k]![i]! - pb[k]![i]!));
+      assert.ok(worst < 1e-5, `${k}: max |Δ| ${worst}`);
+    }
+    await Promise.all([lora.release(), fused.release()]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
