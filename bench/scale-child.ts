@@ -67,7 +67,7 @@ async function rollouts(c: ModelConfig, tokDir: string, n: number, promptLen: nu
     promptIds: Array.from({ length: promptLen }, (_, j) => ids[(i + j) % ids.length]!),
     completionIds: Array.from({ length: completionLen }, () => rng.int(Math.min(c.vocabSize, 150000))),
     advantages: Array.from({ length: completionLen }, () => rng.normal()),
-    oldLogprobs: Array.from({ length: completionLen }, () => -11.9 + 0.1 * rng.normal()),
+    samplerLogprobs: Array.from({ length: completionLen }, () => -11.9 + 0.1 * rng.normal()),
   }));
 }
 

@@ -73,6 +73,7 @@ export function tableToTeacherScores(t: Table): TeacherScoreRow[] {
  * Rollouts of one step, one row per sampled completion, written after rewards, teacher scores and
  * advantages are known (the per-step shard `step-NNNNNN.rollouts`). The loss mask is implicit:
  * exactly the completion tokens; prompt and padding are never stored as scored tokens.
+ * Its row type `RolloutRow` is also the in-memory rollout, from sampling to the train batch.
  * - step: the optimizer step this rollout trains
  * - prompt_id: the record id (task id or <file>:<line>)
  * - group: index of the prompt within the step (rollouts of a group share it)
@@ -98,12 +99,20 @@ export const rolloutSchema = new Schema([
   new Field('truncated', new Bool(), false),
 ]);
 
+/**
+ * One rollout, from the moment it is sampled (pipeline/recipes/rollout-step.ts) through its
+ * advantages (advantage-step.ts) and the rollout shard to the train batch (it satisfies
+ * student/train/batch.ts's `PolicyRollout` as it is). Until the advantages stage has run,
+ * `advantages` is empty; without a teacher, `teacherLogprobs` is empty; without an answer check,
+ * `correct` is false. Field by field it is a row of `rolloutSchema` above.
+ */
 export interface RolloutRow {
   step: number;
   promptId: string;
   group: number;
   promptIds: readonly number[];
   completionIds: readonly number[];
+  /** log π_old of each completion token, recorded by the sampler at its temperature (float32 values), nats. */
   samplerLogprobs: readonly number[];
   teacherLogprobs: readonly number[];
   advantages: readonly number[];

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { blend, type RolloutTerms } from './blend.ts';
+import { blend, type BlendTerms } from './blend.ts';
 import { groupAdvantages } from './advantages.ts';
 import { NonFiniteError } from './finite.ts';
 import { stepMetrics } from './metrics.ts';
@@ -12,7 +12,7 @@ import { assertClose } from './testing.ts';
 // a: reward 1, A^grp 0.5, completion at positions 1..2; position 0 holds 9 and position 3 NaN (garbage off-mask)
 // b: reward 0, A^grp −0.5, completion at positions 0..1, padding at 2
 // c: an empty completion (R8): every mode must give an all-zero row
-const rollouts: RolloutTerms[] = [
+const rollouts: BlendTerms[] = [
   { reward: 1, advantageGrp: 0.5, teacherAdvantages_T: [9, -1, 2, NaN], mask_T: [0, 1, 1, 0] },
   { reward: 0, advantageGrp: -0.5, teacherAdvantages_T: [0.25, 0.75, 9], mask_T: [1, 1, 0] },
   { reward: 0, advantageGrp: -0.5, teacherAdvantages_T: [9, 9], mask_T: [0, 0] },
@@ -57,7 +57,7 @@ test('masked: the teacher term only where R < threshold (strict)', () => {
 
 test('bad input throws: unknown mode, non-finite reward or completion-token A^T, misaligned rows', () => {
   assert.throws(() => blend({ mode: 'mix' } as never, rollouts), /unknown blend mode 'mix'; known: additive, replace, grpo, loss, masked/);
-  const withNaN = (patch: Partial<RolloutTerms>) => [{ ...rollouts[1], ...patch }];
+  const withNaN = (patch: Partial<BlendTerms>) => [{ ...rollouts[1], ...patch }];
   assert.throws(() => blend({ mode: 'replace' }, withNaN({ reward: NaN })), NonFiniteError);
   assert.throws(() => blend({ mode: 'grpo' }, withNaN({ advantageGrp: Infinity })), NonFiniteError);
   assert.throws(() => blend({ mode: 'replace' }, withNaN({ teacherAdvantages_T: [0.25, NaN, 0] })), NonFiniteError);

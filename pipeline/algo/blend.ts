@@ -17,8 +17,8 @@
 import { assertFinite, checkScalar } from './finite.ts';
 import { checkMask, checkSameLength } from './mask.ts';
 
-/** What one rollout brings to the blend. */
-export interface RolloutTerms {
+/** The terms of one rollout the blend reads (computed from the rollout record, not a rollout itself). */
+export interface BlendTerms {
   /** R_i, the task reward (after combineRewards). */
   reward: number;
   /** A^grp_i from groupAdvantages. */
@@ -53,16 +53,16 @@ function onCompletion(mask_T: ArrayLike<number>, f: (t: number) => number): numb
   return Array.from(mask_T, (m, t) => (m === 1 ? f(t) : 0));
 }
 
-function teacherOnly(rollouts: readonly RolloutTerms[]): number[][] {
+function teacherOnly(rollouts: readonly BlendTerms[]): number[][] {
   return rollouts.map((r) => onCompletion(r.mask_T, (t) => r.teacherAdvantages_T[t]));
 }
 
-function groupOnly(rollouts: readonly RolloutTerms[], weight: number): number[][] {
+function groupOnly(rollouts: readonly BlendTerms[], weight: number): number[][] {
   return rollouts.map((r) => onCompletion(r.mask_T, () => weight * r.advantageGrp));
 }
 
 /** w_r·A^grp + A^T on the rollouts `useTeacher` selects, w_r·A^grp on the rest. */
-function mixed(rollouts: readonly RolloutTerms[], weight: number, useTeacher: (r: RolloutTerms) => boolean): number[][] {
+function mixed(rollouts: readonly BlendTerms[], weight: number, useTeacher: (r: BlendTerms) => boolean): number[][] {
   return rollouts.map((r) => {
     const teacher = useTeacher(r) ? 1 : 0;
     return onCompletion(r.mask_T, (t) => weight * r.advantageGrp + teacher * r.teacherAdvantages_T[t]);
@@ -70,7 +70,7 @@ function mixed(rollouts: readonly RolloutTerms[], weight: number, useTeacher: (r
 }
 
 /** The blend modes, one entry each; a new mode is a new BlendSpec variant plus one entry here. */
-export const BLEND_MODES: { readonly [M in BlendMode]: (rollouts: readonly RolloutTerms[], spec: SpecOf<M>) => Blended } = {
+export const BLEND_MODES: { readonly [M in BlendMode]: (rollouts: readonly BlendTerms[], spec: SpecOf<M>) => Blended } = {
   additive: (rollouts, { rewardWeight }) => ({ advantages_BT: mixed(rollouts, rewardWeight, () => true), distillCoef: 0 }),
   replace: (rollouts) => ({ advantages_BT: teacherOnly(rollouts), distillCoef: 0 }),
   grpo: (rollouts) => ({ advantages_BT: groupOnly(rollouts, 1), distillCoef: 0 }),
@@ -90,7 +90,7 @@ function checkSpec(spec: BlendSpec): void {
   if ('distillCoef' in spec) checkScalar('blend.distillCoef', spec.distillCoef, 0);
 }
 
-function checkRollout(r: RolloutTerms, i: number): void {
+function checkRollout(r: BlendTerms, i: number): void {
   checkMask(`rollouts[${i}].mask_T`, r.mask_T);
   checkSameLength(`rollouts[${i}].teacherAdvantages_T`, r.teacherAdvantages_T, `rollouts[${i}].mask_T`, r.mask_T);
   checkScalar(`rollouts[${i}].reward`, r.reward);
@@ -99,9 +99,9 @@ function checkRollout(r: RolloutTerms, i: number): void {
 }
 
 /** The per-token advantages (and the train step's distillation coefficient) for one batch. */
-export function blend(spec: BlendSpec, rollouts: readonly RolloutTerms[]): Blended {
+export function blend(spec: BlendSpec, rollouts: readonly BlendTerms[]): Blended {
   checkSpec(spec);
   rollouts.forEach(checkRollout);
-  const mode = BLEND_MODES[spec.mode] as (rollouts: readonly RolloutTerms[], spec: BlendSpec) => Blended;
+  const mode = BLEND_MODES[spec.mode] as (rollouts: readonly BlendTerms[], spec: BlendSpec) => Blended;
   return mode(rollouts, spec);
 }

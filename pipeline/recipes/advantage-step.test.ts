@@ -8,9 +8,9 @@ const settings: AdvantageSettings = { groupMode: 'mean', eps: 1e-6, baseline: 0,
 
 const group = [
   // R = 1; d = old − teacher = [−1 − (−0.5), −2 − (−2.5)] = [−0.5, 0.5]; A^T = −λd = [0.5, −0.5]
-  { promptIds: [1, 2], completionIds: [5, 6], logprobs: [-1, -2], teacherLogprobs: [-0.5, -2.5], truncated: false, reward: 1, correct: true },
+  { promptIds: [1, 2], completionIds: [5, 6], samplerLogprobs: [-1, -2], teacherLogprobs: [-0.5, -2.5], truncated: false, reward: 1, correct: true },
   // R = 0; d = [0]; A^T = [0]
-  { promptIds: [1, 2], completionIds: [7], logprobs: [-1], teacherLogprobs: [-1], truncated: true, reward: 0, correct: false },
+  { promptIds: [1, 2], completionIds: [7], samplerLogprobs: [-1], teacherLogprobs: [-1], truncated: true, reward: 0, correct: false },
 ];
 
 test('additive: A = A^grp + A^T per completion token (hand-computed)', () => {

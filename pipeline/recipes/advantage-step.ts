@@ -6,26 +6,21 @@
 // Everything here is a composition of the pure functions in pipeline/algo; it adds only the
 // bookkeeping between them (flattening groups, per-completion masks). Arrays are per completion
 // token (mask all ones), so prompt and padding never enter d, the discount sum or any mean.
+// Rollouts come in and go out as the one rollout record (data/schemas.ts `RolloutRow`), now with
+// their advantages filled in.
 
 import { groupAdvantages, type GroupMode } from '../algo/advantages.ts';
 import { type BlendSpec, blend } from '../algo/blend.ts';
 import { findNonFiniteRows } from '../algo/finite.ts';
 import { type StepMetrics, stepMetrics } from '../algo/metrics.ts';
 import { teacherAdvantages, teacherGap } from '../algo/teacher.ts';
-import type { PolicyRollout } from '../../student/train/batch.ts';
+import type { RolloutRow } from '../../data/schemas.ts';
 
-/** One sampled completion of a prompt, with its reward and (when a teacher is used) its scores. */
-export interface SampledRollout {
-  promptIds: readonly number[];
-  completionIds: readonly number[];
-  /** log π_old of each completion token, recorded by the sampler. */
-  logprobs: readonly number[];
-  truncated: boolean;
-  reward: number;
-  correct?: boolean;
-  /** log π_T of each completion token; absent for `grpo`. */
-  teacherLogprobs?: readonly number[];
-}
+/**
+ * The fields of the rollout record this stage reads (a `RolloutRow` is one); teacher log-probs
+ * are empty or absent without a teacher.
+ */
+type Scored = Pick<RolloutRow, 'promptIds' | 'completionIds' | 'samplerLogprobs' | 'truncated' | 'reward' | 'correct'> & Partial<Pick<RolloutRow, 'teacherLogprobs'>>;
 
 export interface AdvantageSettings {
   groupMode: GroupMode;
@@ -35,10 +30,13 @@ export interface AdvantageSettings {
   /** λ at this step (after its schedule). */
   lambda: number;
   gamma: number;
+  /** Whether `correct` means anything (the data has an answer check): report batch accuracy. Default true. */
+  accuracy?: boolean;
 }
 
-export interface AdvantageStep {
-  rollouts: PolicyRollout[];
+export interface AdvantageStep<R extends Scored = RolloutRow> {
+  /** The input rollouts, in order, each with its blended advantage per completion token. */
+  rollouts: (R & { advantages: number[] })[];
   /** Absent when the step must be skipped (non-finite input has no meaningful statistics). */
   metrics?: StepMetrics;
   /** Coefficient of the k2 distillation loss (blend mode `loss`), else 0. */
@@ -48,7 +46,7 @@ export interface AdvantageStep {
 }
 
 /** `groups[p]` holds the G rollouts of prompt p. */
-export function advantageStep(groups: readonly (readonly SampledRollout[])[], s: AdvantageSettings): AdvantageStep {
+export function advantageStep<R extends Scored>(groups: readonly (readonly R[])[], s: AdvantageSettings): AdvantageStep<R> {
   const flat = groups.flat();
   const masks = flat.map((r) => new Array<number>(r.completionIds.length).fill(1));
   const usesTeacher = s.blend.mode !== 'grpo';
@@ -57,24 +55,16 @@ export function advantageStep(groups: readonly (readonly SampledRollout[])[], s:
     (usesTeacher ? findNonFiniteRows('teacher log-probs', flat.map((r) => r.teacherLogprobs ?? []), masks) : undefined);
   const rewards_G = groups.map((g) => g.map((r) => r.reward));
   const grp = bad ? rewards_G.map((g) => g.map(() => 0)) : groupAdvantages(rewards_G, s.groupMode, s.eps, s.baseline).flat();
-  const d = flat.map((r, i) => (usesTeacher && !bad ? teacherGap(r.logprobs, requireTeacher(r, i), masks[i]!) : masks[i]!.map(() => 0)));
+  const d = flat.map((r, i) => (usesTeacher && !bad ? teacherGap(r.samplerLogprobs, requireTeacher(r, i), masks[i]!) : masks[i]!.map(() => 0)));
   const aT = d.map((d_T, i) => teacherAdvantages(d_T, masks[i]!, s.lambda, s.gamma));
   const blended = bad
     ? { advantages_BT: masks.map((m) => m.map(() => 0)), distillCoef: 0 }
     : blend(s.blend, flat.map((r, i) => ({ reward: r.reward, advantageGrp: (grp as number[])[i]!, teacherAdvantages_T: aT[i]!, mask_T: masks[i]! })));
-  const rollouts: PolicyRollout[] = flat.map((r, i) => ({
-    promptIds: r.promptIds,
-    completionIds: r.completionIds,
-    advantages: blended.advantages_BT[i]!,
-    oldLogprobs: r.logprobs,
-    // the train graph takes teacher log-probs only when it adds the k2 distillation loss
-    ...(blended.distillCoef > 0 ? { teacherLogprobs: r.teacherLogprobs } : {}),
-    truncated: r.truncated,
-  }));
+  const rollouts = flat.map((r, i) => ({ ...r, advantages: blended.advantages_BT[i]! }));
   if (bad) return { rollouts, distillCoef: 0, nonFinite: bad.message };
   const metrics = stepMetrics({
     rewards_G,
-    correct_B: flat.every((r) => r.correct !== undefined) ? flat.map((r) => r.correct!) : undefined,
+    correct_B: s.accuracy === false ? undefined : flat.map((r) => r.correct),
     teacherGap_BT: d,
     advantages_BT: blended.advantages_BT,
     mask_BT: masks,
@@ -84,8 +74,9 @@ export function advantageStep(groups: readonly (readonly SampledRollout[])[], s:
   return { rollouts, metrics, distillCoef: blended.distillCoef };
 }
 
-function requireTeacher(r: SampledRollout, i: number): readonly number[] {
-  if (!r.teacherLogprobs) throw new Error(`rollout ${i} has no teacher log-probs, but the blend mode needs them`);
+function requireTeacher(r: Scored, i: number): readonly number[] {
+  // the record holds no teacher log-probs as an empty list (fine for an empty completion)
+  if (!r.teacherLogprobs || (r.teacherLogprobs.length === 0 && r.completionIds.length > 0)) throw new Error(`rollout ${i} has no teacher log-probs, but the blend mode needs them`);
   if (r.teacherLogprobs.length !== r.completionIds.length)
     throw new Error(`rollout ${i}: ${r.teacherLogprobs.length} teacher log-probs for ${r.completionIds.length} completion tokens`);
   return r.teacherLogprobs;

@@ -35,11 +35,11 @@ import type { ModelConfig } from '../../student/model/config.ts';
 import type { Weights } from '../../student/model/weights.ts';
 import type { Aggregation } from '../../student/train/aggregate.ts';
 import type { PolicyLossOptions } from '../../student/train/policy.ts';
-import { buildPolicyTrainStep, packPolicyBatch, type PolicyRollout, splitMicroBatches } from '../../student/train/step.ts';
+import { buildPolicyTrainStep, packPolicyBatch, splitMicroBatches } from '../../student/train/step.ts';
 import type { Teacher } from '../../teacher/types.ts';
 import { type LrScheduleKind, lrAt } from '../algo/schedule.ts';
 import { type LambdaSchedule, lambdaAt } from '../algo/teacher.ts';
-import { type AdvantageSettings, type SampledRollout, advantageStep } from './advantage-step.ts';
+import { type AdvantageSettings, advantageStep } from './advantage-step.ts';
 import { type SamplingSettings, type TeacherSet, rolloutStage } from './rollout-step.ts';
 
 export interface OpdSettings {
@@ -160,19 +160,12 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
     const stored = hooks.stored?.(step) ?? null;
     const rng = new Rng(stepSeed(s.seed, step));
     const ro = stored
-      ? replayed(stored, records, step, G, job.correct !== undefined)
-      : await rolloutStage(records, { generator: gen, tokenizer: tok, reward: job.reward, correct: job.correct, teacher: job.teacher, teachers: job.teachers, stopTokenIds: stop, padId }, s.sampling, rng);
-    const adv = advantageStep(ro.groups, { ...s.advantages, lambda: lambdaAt(s.lambda, step - 1, s.steps) });
-    const rows: RolloutRow[] = adv.rollouts.map((r, i) => {
-      const src = ro.groups[Math.floor(i / G)]![i % G]!;
-      return {
-        step, promptId: records[Math.floor(i / G)]!.id, group: Math.floor(i / G),
-        promptIds: r.promptIds, completionIds: r.completionIds, samplerLogprobs: r.oldLogprobs, teacherLogprobs: src.teacherLogprobs ?? [],
-        advantages: r.advantages as number[], reward: src.reward, correct: src.correct ?? false, truncated: src.truncated,
-      };
-    });
-    if (!stored) await hooks.onRollouts?.(step, rows);
-    return { step, cursor: take.cursor, ro, adv, rows };
+      ? replayed(stored, records, step, G)
+      : await rolloutStage(step, records, { generator: gen, tokenizer: tok, reward: job.reward, correct: job.correct, teacher: job.teacher, teachers: job.teachers, stopTokenIds: stop, padId }, s.sampling, rng);
+    // the same records, now with advantages: what the shard stores and the train step packs
+    const adv = advantageStep(ro.groups, { ...s.advantages, lambda: lambdaAt(s.lambda, step - 1, s.steps), accuracy: job.correct !== undefined });
+    if (!stored) await hooks.onRollouts?.(step, adv.rollouts);
+    return { step, cursor: take.cursor, ro, adv };
   };
 
   let pending: ReturnType<typeof prepare> | null = null;
@@ -192,7 +185,8 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
     let train: Record<string, number> = {};
     if (!skipReason) {
       const lr = lrAt({ lr: s.lr, warmupSteps: s.warmupSteps, kind: s.lrSchedule ?? 'constant' }, step, s.steps);
-      const r = await trainEpochs(trainer, p.adv.rollouts, s, padId, lr);
+      // the train graph takes teacher log-probs only when it adds the k2 distillation loss
+      const r = await trainEpochs(trainer, p.adv.rollouts, s, { padId, lr, distill: p.adv.distillCoef > 0 });
       train = { ...r.metrics, lr, updates: r.updates };
       if (r.skipped) skipReason = 'non-finite loss or gradient';
     }
@@ -221,7 +215,7 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
       skipped_total: state.skippedTotal,
       ...(ev ? { eval_accuracy: ev.accuracy, eval_reward: ev.reward, eval_s: (t4 - t3) / 1e3 } : {}),
     };
-    await hooks.onStep?.({ step, skipped: !!skipReason, skipReason, metrics, rows: p.rows }, trainer, state);
+    await hooks.onStep?.({ step, skipped: !!skipReason, skipReason, metrics, rows: p.adv.rollouts }, trainer, state);
     if (state.step < s.steps && hooks.shouldStop?.()) {
       stopped = true;
       break;
@@ -252,25 +246,22 @@ function copyViews(views: ReturnType<StepTrainer['paramViews']>): ReturnType<Ste
 }
 
 /** A step's groups rebuilt from its stored rows (R6), checked against the prompts the cursor picks. */
-function replayed(rows: readonly RolloutRow[], records: readonly TaskRecord[], step: number, G: number, hasCorrect: boolean) {
+function replayed(rows: readonly RolloutRow[], records: readonly TaskRecord[], step: number, G: number) {
   if (rows.length !== records.length * G)
     throw new Error(`stored rollouts of step ${step}: ${rows.length} rows, expected ${records.length} prompts × G ${G}; the shard was written under another config — delete the run's shards after this step to sample them anew`);
-  const groups: SampledRollout[][] = records.map(() => []);
+  const groups: RolloutRow[][] = records.map(() => []);
   rows.forEach((r, i) => {
     const rec = records[Math.floor(i / G)]!;
     if (r.promptId !== rec.id || r.step !== step)
       throw new Error(`stored rollouts of step ${step}, row ${i}: prompt "${r.promptId}" (step ${r.step}), but the data cursor picks "${rec.id}"; the shard belongs to another run or data order`);
-    groups[Math.floor(i / G)]!.push({
-      promptIds: r.promptIds, completionIds: r.completionIds, logprobs: r.samplerLogprobs, truncated: r.truncated, reward: r.reward,
-      correct: hasCorrect ? r.correct : undefined, teacherLogprobs: r.teacherLogprobs.length || r.completionIds.length === 0 ? r.teacherLogprobs : undefined,
-    });
+    groups[Math.floor(i / G)]!.push(r);
   });
   const tokens = { prompt: rows.reduce((a, r) => a + r.promptIds.length, 0), completion: rows.reduce((a, r) => a + r.completionIds.length, 0) };
   return { groups, timing: { generate_s: 0, reward_s: 0, teacher_s: 0 }, tokens };
 }
 
 /** μ epochs over the step's rollouts, each split into `minibatches` optimizer updates (by group). */
-async function trainEpochs(trainer: StepTrainer, rollouts: readonly PolicyRollout[], s: OpdSettings, padId: number, lr: number) {
+async function trainEpochs(trainer: StepTrainer, rollouts: readonly RolloutRow[], s: OpdSettings, { padId, lr, distill }: { padId: number; lr: number; distill: boolean }) {
   const perGroup = s.sampling.groupSize;
   const groups = rollouts.length / perGroup;
   const size = Math.ceil(groups / s.minibatches) * perGroup;
@@ -280,7 +271,7 @@ async function trainEpochs(trainer: StepTrainer, rollouts: readonly PolicyRollou
   for (let e = 0; e < s.epochs; e++) {
     for (let at = 0; at < rollouts.length; at += size) {
       const mb = rollouts.slice(at, at + size);
-      const feeds = packPolicyBatch(mb, { padId, aggregation: s.aggregation, maxCompletionLen: s.maxCompletionLen, temperature: s.sampling.temperature || 1, maskTruncated: s.maskTruncated });
+      const feeds = packPolicyBatch(mb, { padId, aggregation: s.aggregation, maxCompletionLen: s.maxCompletionLen, temperature: s.sampling.temperature || 1, maskTruncated: s.maskTruncated, distill });
       const r = await trainer.step(s.microBatches > 1 ? splitMicroBatches(feeds, s.microBatches) : feeds, lr);
       if (updates === 0) metrics = r.metrics; // the first update is on-policy: its ratio/clip stats are the step's
       skipped ||= r.skipped;

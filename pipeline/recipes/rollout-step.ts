@@ -4,15 +4,18 @@
 // Rewards are computed while the teacher scores (they are independent), and the teacher call is
 // one batched request for the whole step, so an HTTP teacher sees up to its concurrency bound
 // of requests in flight. Completion text for rewards is decoded without special tokens.
+//
+// Here each generator `Completion` becomes the one rollout record (data/schemas.ts `RolloutRow`)
+// that the advantages stage, the rollout shard and the train batch all take as it is.
 
 import type { Rng } from '../../engine/rng.ts';
+import type { RolloutRow } from '../../data/schemas.ts';
 import type { Tokenizer } from '../../data/tokenizer/types.ts';
 import type { RewardFn } from '../../data/rewards/index.ts';
 import type { TaskRecord } from '../../data/tasks/registry.ts';
 import type { Generator } from '../../student/generate/generate.ts';
 import type { Teacher } from '../../teacher/types.ts';
 import { type TeacherRoutes, routeTeachers } from '../algo/routing.ts';
-import type { SampledRollout } from './advantage-step.ts';
 
 export interface SamplingSettings {
   groupSize: number;
@@ -23,7 +26,8 @@ export interface SamplingSettings {
 }
 
 export interface RolloutStageResult {
-  groups: SampledRollout[][];
+  /** `groups[p]` holds the G rollouts of prompt p, advantages still empty. */
+  groups: RolloutRow[][];
   /** Wall time of each stage, seconds. */
   timing: { generate_s: number; reward_s: number; teacher_s: number };
   tokens: { prompt: number; completion: number };
@@ -49,7 +53,8 @@ export interface TeacherSet {
   routes: TeacherRoutes;
 }
 
-export async function rolloutStage(records: readonly TaskRecord[], d: RolloutDeps, s: SamplingSettings, rng: Rng): Promise<RolloutStageResult> {
+/** The rollouts of optimizer step `step` for `records` (prompt p is group p). */
+export async function rolloutStage(step: number, records: readonly TaskRecord[], d: RolloutDeps, s: SamplingSettings, rng: Rng): Promise<RolloutStageResult> {
   const promptIds = records.map((r) => d.tokenizer.encode(r.prompt));
   const expanded = promptIds.flatMap((ids) => new Array<readonly number[]>(s.groupSize).fill(ids));
   const t0 = performance.now();
@@ -77,19 +82,23 @@ export async function rolloutStage(records: readonly TaskRecord[], d: RolloutDep
     return { scores, seconds: (performance.now() - r0) / 1e3 };
   })();
   const [rw, ts] = await Promise.all([rewardsP, teacherP]);
-  const groups: SampledRollout[][] = records.map(() => []);
+  const groups: RolloutRow[][] = records.map(() => []);
   completions.forEach((c, i) => {
     const p = Math.floor(i / s.groupSize);
     groups[p]!.push({
+      step,
+      promptId: records[p]!.id,
+      group: p,
       promptIds: expanded[i]!,
       completionIds: c.tokens,
       // rounded to float32 as the rollout shard stores them, so a step replayed from its shard (R6)
       // computes the same advantages as the step that wrote it
-      logprobs: c.logprobs.map(Math.fround),
-      truncated: c.truncated,
+      samplerLogprobs: c.logprobs.map(Math.fround),
+      teacherLogprobs: ts.scores?.[i]!.logprobs.map(Math.fround) ?? [],
+      advantages: [], // filled in by the advantages stage
       reward: rw.rewards[i]!,
-      correct: d.correct?.(records[p]!, texts[i]!, rw.rewards[i]!),
-      teacherLogprobs: ts.scores?.[i]!.logprobs.map(Math.fround),
+      correct: d.correct?.(records[p]!, texts[i]!, rw.rewards[i]!) ?? false,
+      truncated: c.truncated,
     });
   });
   return {

@@ -14,14 +14,18 @@ import { type Aggregation, type AggregationOptions, completionCounts, lossWeight
 export type FloatDType = 'float32' | 'float64';
 export type Feeds = Record<string, HostTensor>;
 
-/** One sampled completion with what the policy loss needs, per completion token unless noted. */
+/**
+ * One sampled completion with what the policy loss needs, per completion token unless noted. The
+ * pipeline's rollout record (data/schemas.ts `RolloutRow`) satisfies it as it is, field names
+ * included, so a step's rollouts are packed without conversion.
+ */
 export interface PolicyRollout {
   promptIds: readonly number[];
   completionIds: readonly number[];
   /** The blended advantage: one per completion token, or one number for the whole rollout. */
   advantages: number | readonly number[];
-  /** log π_old of each completion token, recorded by the sampler (at its temperature), nats. */
-  oldLogprobs: readonly number[];
+  /** log π_old of each completion token, recorded by the sampler (at its temperature), nats; fed as old_logprobs. */
+  samplerLogprobs: readonly number[];
   refLogprobs?: readonly number[];
   teacherLogprobs?: readonly number[];
   /** The rollout hit the token limit (masked out entirely when `maskTruncated`). */
@@ -41,11 +45,16 @@ export interface PolicyPackOptions extends PackOptions {
   aggregation?: Aggregation;
   /** Give truncated rollouts no weight (docs/algorithms.md §6). */
   maskTruncated?: boolean;
+  /**
+   * Whether the train graph has the distillation loss, the one input that reads teacher_logprobs:
+   * false leaves the rollouts' teacher log-probs out of the feeds. Default: fed when every rollout carries them.
+   */
+  distill?: boolean;
 }
 
 /** Per-token columns a rollout may carry, by feed name. */
 const COLUMNS = {
-  old_logprobs: (r: PolicyRollout) => r.oldLogprobs,
+  old_logprobs: (r: PolicyRollout) => r.samplerLogprobs,
   ref_logprobs: (r: PolicyRollout) => r.refLogprobs,
   teacher_logprobs: (r: PolicyRollout) => r.teacherLogprobs,
   advantages: (r: PolicyRollout) => (typeof r.advantages === 'number' ? new Array(r.completionIds.length).fill(r.advantages) : r.advantages),
@@ -57,6 +66,7 @@ export function packPolicyBatch(rollouts: readonly PolicyRollout[], o: PolicyPac
   const { b, t } = base;
   const feeds = base.feeds;
   for (const [name, column] of Object.entries(COLUMNS)) {
+    if (name === 'teacher_logprobs' && o.distill === false) continue;
     const present = rollouts.map((r) => column(r) !== undefined);
     if (!present.some(Boolean)) continue;
     if (!present.every(Boolean)) throw new Error(`packPolicyBatch: ${name} is given for some rollouts but not all`);

@@ -50,7 +50,7 @@ export function randomRollouts(seed: number, n: number, maxC = 5, minC = 1): Pol
       promptIds: ids(1 + rng.int(4)),
       completionIds: ids(c),
       advantages: Array.from({ length: c }, () => rng.normal()),
-      oldLogprobs: lp(),
+      samplerLogprobs: lp(),
       refLogprobs: lp(),
       teacherLogprobs: lp(),
     };

@@ -57,7 +57,7 @@ async function onPolicy(rollouts: PolicyRollout[], tau: number): Promise<PolicyR
   });
   await score.release();
   const lp = out.logprobs!.data as Float64Array;
-  return rollouts.map((r, i) => ({ ...r, oldLogprobs: Array.from(lp.subarray(i * t + r.promptIds.length, i * t + r.promptIds.length + r.completionIds.length)) }));
+  return rollouts.map((r, i) => ({ ...r, samplerLogprobs: Array.from(lp.subarray(i * t + r.promptIds.length, i * t + r.promptIds.length + r.completionIds.length)) }));
 }
 
 test('μ = 1, ρ = 1: the PPO gradient is the plain policy gradient −Σ w·A·∇log π', async () => {
@@ -112,7 +112,7 @@ test('prompt and padding positions never change the loss, its metrics or its gra
 
 test('an empty completion or a masked truncated rollout contributes nothing; an all-empty batch is 0, not NaN', async () => {
   const rollouts = randomRollouts(41, 3, 5);
-  const empty: PolicyRollout = { promptIds: [5, 6, 7], completionIds: [], advantages: 1.5, oldLogprobs: [], refLogprobs: [], teacherLogprobs: [] };
+  const empty: PolicyRollout = { promptIds: [5, 6, 7], completionIds: [], advantages: 1.5, samplerLogprobs: [], refLogprobs: [], teacherLogprobs: [] };
   const truncated: PolicyRollout = { ...randomRollouts(42, 1, 5)[0]!, truncated: true };
   const objective = policyObjective(c, { dtype: 'float64', loss: FULL });
   for (const aggregation of ['token_mean', 'seq_mean_token_mean'] as Aggregation[]) {
