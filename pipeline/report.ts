@@ -1,7 +1,9 @@
 // `opd report RUN_DIR` → RUN_DIR/report.html plus RUN_DIR/report/*.png: curves of reward, accuracy
 // (training batch and held-out), teacher KL, loss, grad norm and completion length per step, and a
 // per-token heat-map of (teacher − student) log-prob on sample rollouts of the last step, so a user
-// sees where the teacher disagreed. The HTML is self-contained (inline SVG, no scripts, no
+// sees where the teacher disagreed. A run without a teacher (blend grpo: the rollouts carry no
+// teacher log-probs) gets the student's own surprisal −log π_student per token instead, titled and
+// coloured as such and saying that there is no teacher. The HTML is self-contained (inline SVG, no scripts, no
 // network); each PNG is the same SVG rendered by resvg (pipeline/report/chart.ts).
 
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -52,45 +54,82 @@ export function gapColour(gap: number): string {
   return gap < 0 ? `rgba(214,39,40,${a.toFixed(2)})` : `rgba(44,160,44,${a.toFixed(2)})`;
 }
 
+/** Colour of a token's surprisal −log π_student (no teacher): blue, darker the less likely. */
+export function surpriseColour(nats: number): string {
+  return `rgba(0,114,178,${Math.min(1, Math.max(0, nats) / 4).toFixed(2)})`;
+}
+
+/** Whether the rollouts were scored by a teacher (a grpo run's rows carry no teacher log-probs). */
+export const hasTeacher = (rows: readonly RolloutRow[]): boolean => rows.some((r) => r.teacherLogprobs.length > 0);
+
+/**
+ * What a heat-map cell shows: with a teacher, log π_teacher − log π_student; without one,
+ * −log π_student (the sampler's log-prob), with its colour and the names used in titles and hovers.
+ */
+function cellsOf(teacher: boolean) {
+  return teacher
+    ? { value: (r: RolloutRow, t: number) => (r.teacherLogprobs[t] ?? 0) - (r.samplerLogprobs[t] ?? 0), colour: gapColour, hover: 'teacher − student', legend: [-4, -2, 0, 2, 4] }
+    : { value: (r: RolloutRow, t: number) => -(r.samplerLogprobs[t] ?? 0), colour: surpriseColour, hover: 'no teacher; −log π_student', legend: [0, 1, 2, 3, 4] };
+}
+
 const tokenText = (tok: Tokenizer, id: number) => tok.decode([id]).replace(/\n/g, '⏎') || `⟨${id}⟩`;
 
-/** Completion tokens coloured by teacher − student log-prob (HTML table row, hover shows the value). */
-export function heatRow(r: RolloutRow, tok: Tokenizer): string {
+/** Completion tokens coloured by teacher − student log-prob, or by −log π_student when `teacher` is false (HTML table row, hover shows the value). */
+export function heatRow(r: RolloutRow, tok: Tokenizer, teacher = r.teacherLogprobs.length > 0 || r.completionIds.length === 0): string {
+  const k = cellsOf(teacher);
   const cells = r.completionIds.map((id, t) => {
-    const gap = (r.teacherLogprobs[t] ?? 0) - (r.samplerLogprobs[t] ?? 0);
-    return `<span title="teacher − student = ${gap.toFixed(3)}" style="background:${gapColour(gap)}">${esc(tokenText(tok, id))}</span>`;
+    const v = k.value(r, t);
+    return `<span title="${esc(k.hover)} = ${v.toFixed(3)}" style="background:${k.colour(v)}">${esc(tokenText(tok, id))}</span>`;
   });
   return `<tr><td><code>${esc(tok.decode(r.promptIds as number[], { skipSpecialTokens: true }))}</code></td><td><code>${cells.join('')}</code></td><td>${r.reward.toFixed(2)}</td></tr>`;
 }
 
-/** The same heat-map as a standalone SVG: one row per rollout, one cell per token with its gap. */
+/** The same heat-map as a standalone SVG: one row per rollout, one cell per token with its value (see cellsOf). */
 export function heatmapSvg(rows: readonly RolloutRow[], tok: Tokenizer): string {
+  const teacher = hasTeacher(rows);
+  const k = cellsOf(teacher);
   const [cw, ch, left, top] = [64, 30, 170, 40];
   const cols = Math.max(1, ...rows.map((r) => r.completionIds.length));
-  const W = left + cols * cw + 80;
+  const W = Math.max(left + cols * cw + 80, left + 5 * 70 + 270); // room for the legend's caption
   const H = top + rows.length * ch + 50;
+  const step = rows[0]?.step ?? '-';
+  const title = teacher
+    ? `log π_teacher − log π_student per completion token (step ${step})`
+    : `no teacher in this run: −log π_student per completion token (step ${step})`;
   const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, sans-serif">`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
-    `<text x="${W / 2}" y="20" font-size="14" text-anchor="middle">log π_teacher − log π_student per completion token (step ${rows[0]?.step ?? '-'})</text>`];
+    `<text x="${W / 2}" y="20" font-size="14" text-anchor="middle">${esc(title)}</text>`];
   rows.forEach((r, i) => {
     const y = top + i * ch;
     const prompt = tok.decode(r.promptIds as number[], { skipSpecialTokens: true }).slice(-18);
     parts.push(`<text x="${left - 8}" y="${y + 19}" font-size="12" text-anchor="end" font-family="DejaVu Sans Mono, monospace">${esc(prompt)}</text>`);
     r.completionIds.forEach((id, t) => {
-      const gap = (r.teacherLogprobs[t] ?? 0) - (r.samplerLogprobs[t] ?? 0);
+      const v = k.value(r, t);
       const x = left + t * cw;
-      parts.push(`<rect x="${x}" y="${y}" width="${cw - 2}" height="${ch - 2}" fill="${gapColour(gap)}" stroke="#ddd"/>`);
+      parts.push(`<rect x="${x}" y="${y}" width="${cw - 2}" height="${ch - 2}" fill="${k.colour(v)}" stroke="#ddd"/>`);
       parts.push(`<text x="${x + cw / 2}" y="${y + 12}" font-size="11" text-anchor="middle" font-family="DejaVu Sans Mono, monospace">${esc(tokenText(tok, id))}</text>`);
-      parts.push(`<text x="${x + cw / 2}" y="${y + 25}" font-size="9" text-anchor="middle" fill="#333">${gap.toFixed(2)}</text>`);
+      parts.push(`<text x="${x + cw / 2}" y="${y + 25}" font-size="9" text-anchor="middle" fill="#333">${v.toFixed(2)}</text>`);
     });
     parts.push(`<text x="${left + cols * cw + 8}" y="${y + 19}" font-size="11">reward ${r.reward.toFixed(2)}</text>`);
   });
   const ly = top + rows.length * ch + 20;
-  [-4, -2, 0, 2, 4].forEach((g, i) => {
-    parts.push(`<rect x="${left + i * 70}" y="${ly}" width="20" height="14" fill="${gapColour(g)}" stroke="#999"/><text x="${left + i * 70 + 26}" y="${ly + 11}" font-size="11">${g > 0 ? '+' : ''}${g}</text>`);
+  k.legend.forEach((g, i) => {
+    parts.push(`<rect x="${left + i * 70}" y="${ly}" width="20" height="14" fill="${k.colour(g)}" stroke="#999"/><text x="${left + i * 70 + 26}" y="${ly + 11}" font-size="11">${teacher && g > 0 ? '+' : ''}${g}</text>`);
   });
+  parts.push(`<text x="${left + k.legend.length * 70 + 10}" y="${ly + 11}" font-size="11">${teacher ? 'nats: log π_teacher − log π_student' : 'nats: −log π_student (no teacher)'}</text>`);
   parts.push('</svg>\n');
   return parts.join('\n');
+}
+
+/** The heat-map section's heading and explanation (HTML): where the teacher disagreed, or that there is no teacher. */
+export function heatIntro(rows: readonly RolloutRow[]): string {
+  const step = rows[0]?.step ?? '-';
+  if (!rows.length) return `<h2>Per-token heat-map</h2>\n<p>No rollout shard in this run yet.</p>`;
+  if (hasTeacher(rows))
+    return `<h2>Where the teacher disagreed (step ${step})</h2>
+<p>Each completion token is shaded by log π<sub>T</sub> − log π<sub>student</sub> (the sampler's log-prob): red where the teacher finds the token less likely than the student did, green where more likely; hover for the value.</p>`;
+  return `<h2>No teacher in this run: the student's own surprisal (step ${step})</h2>
+<p>This run has no teacher (blend mode grpo: rewards only), so there are no teacher log-probs to compare with. Each completion token is shaded instead by −log π<sub>student</sub> (the sampler's log-prob): darker blue where the student found its own token less likely; hover for the value.</p>`;
 }
 
 /** Writes report.html and report/*.png into the run directory; returns the HTML path. */
@@ -112,9 +151,8 @@ export function writeReport(runDir: string, tok: Tokenizer, opts: { samples?: nu
 <style>body{font-family:system-ui,sans-serif;margin:24px;max-width:1240px}figure{display:inline-block;margin:8px}td{padding:2px 8px;vertical-align:top}span{padding:0 1px}</style></head><body>
 <h1>opd run ${esc(run.name)}</h1><p>${metrics.length} steps recorded in <code>${esc(run.dir)}</code>. PNG copies of every figure are in <code>report/</code>.</p>
 <h2>Curves</h2>${figs.map((f) => `<figure>${f.svg}</figure>`).join('\n')}
-<h2>Where the teacher disagreed (step ${rows[0]?.step ?? '-'})</h2>
-<p>Each completion token is shaded by log π<sub>T</sub> − log π<sub>student</sub> (the sampler's log-prob): red where the teacher finds the token less likely than the student did, green where more likely; hover for the value.</p>
-<table><tr><th>prompt</th><th>completion</th><th>reward</th></tr>${rows.map((r) => heatRow(r, tok)).join('\n')}</table>
+${heatIntro(rows)}
+<table><tr><th>prompt</th><th>completion</th><th>reward</th></tr>${rows.map((r) => heatRow(r, tok, hasTeacher(rows))).join('\n')}</table>
 ${heat ? `<figure>${heat}</figure>` : ''}
 </body></html>\n`;
   const file = join(run.dir, 'report.html');
