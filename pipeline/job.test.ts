@@ -4,7 +4,7 @@
 // runJob runs it to summary.json with no console, logger or signals.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,4 +87,25 @@ test('runJob without the CLI: runs to summary.json; a stop request ends after on
   assert.deepEqual(JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')).steps, 2);
   assert.deepEqual(readMetrics(dir).map((m) => m.step), [1, 2]);
   assert.ok(lines.some((l) => l.startsWith(`run ${dir}: 2 steps`)));
+});
+
+test('wall_s after a resume is the total over every segment (elapsed.json), never stored in a checkpoint', async () => {
+  const c = config('resumed');
+  const dir = await prepareRunDir(c);
+  // the first segment: pretend it started 100 s ago, and stop it after one step
+  const first = await runJob(c, await openRunDir(dir), { shouldStop: () => true, startedAt: performance.now() - 100_000 });
+  assert.equal(first.stopped, true);
+  assert.ok(first.summary.wall_s >= 100);
+  const done = await runJob(c, await openRunDir(dir));
+  const written = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'));
+  assert.ok(written.wall_s >= 100, `wall_s ${written.wall_s} covers the first segment too`);
+  assert.deepEqual(first.summary.segments_s.length, 1);
+  assert.equal(done.summary.segments_s.length, 2);
+  assert.equal(done.summary.segments_s[0], first.summary.segments_s[0], 'the first segment as it was recorded');
+  assert.equal(written.wall_s, written.segments_s[0] + written.segments_s[1]);
+  assert.deepEqual(JSON.parse(readFileSync(join(dir, 'elapsed.json'), 'utf8')).segments_s, written.segments_s);
+  for (const ck of readdirSync(join(dir, 'checkpoints')).filter((d) => d.startsWith('step-'))) {
+    const state = readFileSync(join(dir, 'checkpoints', ck, 'state.json'), 'utf8');
+    assert.doesNotMatch(state, /segments|wall|elapsed/, `${ck}/state.json holds no wall-clock time`);
+  }
 });

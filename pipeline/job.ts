@@ -16,6 +16,14 @@
 // evaluation's completions are kept in <run>/eval/ (before, teacher-<id>, step-NNNNNN, after). A run
 // stopped by `shouldStop` has a committed checkpoint and no summary.json; it reports `stopped`.
 //
+// wall_s is the wall-clock time of the whole run, over every segment (each runJob over the
+// directory: the first `opd run`, each resume): the sum of <run>/elapsed.json's segments_s.
+// A segment runs from runJob's start (hooks.startedAt) and is recorded when the loop starts, after
+// every step and when the segment ends (stopped, or summary.json written), so a segment killed
+// with -9 counts up to its last finished step and one interrupted during start-up counts nothing.
+// The time is kept out of the checkpoints (their bytes depend on the state only, R1) and out of
+// metrics.jsonl (cut back on resume, so it would lose the redone steps' time).
+//
 // prepareRunDir: <outDir>/<name>/ with the frozen config, or, when it holds one, the same directory
 // to resume, refused with what changed unless `force`.
 
@@ -39,7 +47,7 @@ import type { OpdJob, OpdSettings } from './recipes/opd.ts';
 import { type PersistOptions, runPersisted } from './recipes/persisted.ts';
 import { type RunData, loadRunData } from './run-data.ts';
 import { writeReport } from './report.ts';
-import { type RunDir, checkResumeConfig, openRunDir, readMetrics, writeFrozenConfig } from './rundir.ts';
+import { type RunDir, checkResumeConfig, openRunDir, readMetrics, readSegments, writeFrozenConfig, writeSegments } from './rundir.ts';
 
 /** Where a job's messages go (a winston Logger fits). */
 export interface JobLog {
@@ -163,7 +171,10 @@ export interface RunSummary {
   run_dir: string;
   steps: number;
   skipped_total: number;
+  /** Wall-clock seconds over every segment of the run (the sum of segments_s; see the header). */
   wall_s: number;
+  /** Wall-clock seconds of each segment (the first run, then each resume), as in <run>/elapsed.json. */
+  segments_s: number[];
   /** Set when a signal ended the run early (a checkpoint is committed; resume continues it). */
   stopped_by?: NodeJS.Signals;
   teacher_accuracy?: number;
@@ -184,9 +195,13 @@ export interface RunHooks {
   shouldStop?: () => boolean;
   /** After every step (metrics, checkpoint timing). */
   onStep?: PersistOptions['onStep'];
+  /** What start-up is doing now (loading, the held-out evaluation before training, restoring the checkpoint). */
+  onStartupPhase?: (what: string) => void;
+  /** Start-up is over: the first step begins (a signal from here on can stop after a step, with a checkpoint). */
+  onLoopStart?: () => void;
   /** When the loop has returned, before teachers close and the run is summarised (a progress bar stops here). */
   onLoopEnd?: () => void;
-  /** performance.now() at the start of the run, for wall_s; default: when runJob is called. */
+  /** performance.now() at the start of this segment of the run, for wall_s; default: when runJob is called. */
   startedAt?: number;
 }
 
@@ -194,24 +209,51 @@ export interface RunHooks {
 export async function runJob(c: RunConfig, run: RunDir, hooks: RunHooks = {}): Promise<{ summary: RunSummary; stopped: boolean }> {
   const t0 = hooks.startedAt ?? performance.now();
   const log = hooks.log ?? silent;
+  const earlier = readSegments(run.dir, (m) => log.warn(m));
+  const segments = () => [...earlier, (performance.now() - t0) / 1e3];
+  const recordTime = (s = segments()) => writeSegments(run.dir, s);
+  hooks.onStartupPhase?.('loading the student, the teachers and the data');
   const job = await buildJob(c, run, { log });
   const { student, tokenizer, lora, score, data } = job;
   log.info(`run ${run.dir}: ${c.run.steps} steps, ${c.rollout.promptsPerStep} prompts × G=${c.rollout.groupSize}, blend ${c.algo.blend.mode}${c.runtime.oneStepStale ? ', one-step-stale' : ''}`);
+  if (score && !existsSync(join(run.dir, 'eval-before.json'))) hooks.onStartupPhase?.('the held-out evaluation before training');
   const heldOut = score ? await heldOutEval(c, score, run.dir, student, tokenizer, (m) => log.info(m)) : null;
   if (lora) {
     // from here on the base lives in lora-base/base.bin (mapped by the sessions): drop the host copy
     student.weights.clear();
     collectGarbage();
   }
-  const result = await runPersisted(run, job.opd, { ...job.persist, log: (m) => log.info(m), shouldStop: hooks.shouldStop, onStep: hooks.onStep });
+  hooks.onStartupPhase?.('restoring the newest checkpoint and building the trainer');
+  const result = await runPersisted(run, job.opd, {
+    ...job.persist,
+    log: (m) => log.info(m),
+    shouldStop: hooks.shouldStop,
+    onLoopStart: async () => {
+      await recordTime();
+      hooks.onLoopStart?.();
+    },
+    onStep: async (rec, state, info) => {
+      await recordTime();
+      await hooks.onStep?.(rec, state, info);
+    },
+  });
   hooks.onLoopEnd?.();
   await result.close();
   await job.close();
   const summary: RunSummary = {
-    run_dir: run.dir, steps: result.state.step, skipped_total: result.state.skippedTotal, wall_s: (performance.now() - t0) / 1e3, ...heldOut?.before,
+    run_dir: run.dir, steps: result.state.step, skipped_total: result.state.skippedTotal, wall_s: NaN, segments_s: [], ...heldOut?.before,
     ...(score ? { eval_prompts: data.test.length, ...(data.accuracyThreshold === undefined ? {} : { accuracy_threshold: data.accuracyThreshold }) } : {}),
   };
-  if (result.stopped) return { summary, stopped: true };
+  /** Close this segment's time record; wall_s is the sum over every segment. */
+  const endSegment = async () => {
+    const s = segments();
+    await recordTime(s);
+    Object.assign(summary, { wall_s: s.reduce((a, b) => a + b, 0), segments_s: s });
+  };
+  if (result.stopped) {
+    await endSegment();
+    return { summary, stopped: true };
+  }
   const trained = result.trainer.params();
   // a LoRA run ends with its PEFT adapter and the merged model; the held-out "after" uses the merged one
   const finalWeights = lora
@@ -219,6 +261,7 @@ export async function runJob(c: RunConfig, run: RunDir, hooks: RunHooks = {}): P
     : trained;
   if (lora) log.info(`LoRA outputs: ${join(run.dir, 'lora', 'adapter')} (PEFT), ${join(run.dir, 'lora', 'merged')} (merged HF model)`);
   Object.assign(summary, await finalHeldOut(run.dir, c, heldOut, finalWeights));
+  await endSegment();
   writeFileSync(join(run.dir, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
   log.info(`report: ${writeReport(run.dir, tokenizer)}`);
   if (heldOut)

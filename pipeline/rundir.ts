@@ -13,6 +13,9 @@
 //                     teacher-<id>.jsonl, step-NNNNNN.jsonl (in-run evaluations), after.jsonl
 //     rejects*.jsonl  prompt-file records that were not loaded (data/sources)
 //     summary.json    the final numbers
+//     elapsed.json    wall-clock seconds of each segment of the run (each `opd run` / `opd resume` of
+//                     the directory); summary.json's wall_s is their sum. Kept outside the
+//                     checkpoints so that the same state saved twice gives the same bytes (R1)
 //
 // Every whole-file write goes through atomicWriteFile (temp name, fsync, rename, fsync dir). Metrics are
 // appended, so a kill -9 can leave a torn last line; readers drop that one line (it has no trailing
@@ -41,6 +44,8 @@ export interface RunDir {
   /** Held-out completions, one JSONL file per evaluation (created when first written). */
   eval: string;
   summary: string;
+  /** Wall-clock seconds per segment of the run (readSegments / writeSegments). */
+  elapsed: string;
 }
 
 /** The paths of the run directory `dir` (nothing is created or checked). */
@@ -50,6 +55,7 @@ export function runDirPaths(dir: string): RunDir {
   return {
     dir: d, name: path.basename(d), config: at('config.json'), metrics: at('metrics.jsonl'), log: at('log.jsonl'),
     shards: at('shards'), checkpoints: at('checkpoints'), report: at('report'), eval: at('eval'), summary: at('summary.json'),
+    elapsed: at('elapsed.json'),
   };
 }
 
@@ -169,6 +175,33 @@ export async function truncateMetricsAfter(runDir: string, step: number): Promis
   if (kept.length === lines.length && !torn) return 0;
   await atomicWriteFile(file, Buffer.from(kept.map((l) => l.text + '\n').join('')));
   return lines.length - kept.length + (torn ? 1 : 0);
+}
+
+// ---- elapsed.json -----------------------------------------------------------------------------
+
+/**
+ * The seconds of each recorded segment of the run, oldest first ([] when none is recorded). A
+ * segment is one runJob over the directory, from its start to its last record (the start of the
+ * loop, each finished step, the end): a segment killed with -9 counts up to its last finished step;
+ * one interrupted during start-up, before the loop, counts nothing.
+ */
+export function readSegments(runDir: string, warn: (msg: string) => void = () => {}): number[] {
+  const file = runDirPaths(runDir).elapsed;
+  if (!fs.existsSync(file)) return [];
+  try {
+    const seg = (JSON.parse(fs.readFileSync(file, 'utf8')) as { segments_s?: unknown })?.segments_s;
+    if (Array.isArray(seg) && seg.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= 0)) return seg as number[];
+  } catch {
+    // reported below
+  }
+  // a timing record is not worth refusing a resume over: say so and count the earlier time as 0
+  warn(`${file} is not {"segments_s": [seconds, ...]}: wall_s will not include the earlier segments`);
+  return [];
+}
+
+/** Replace elapsed.json with `segments` (seconds per segment, oldest first). */
+export async function writeSegments(runDir: string, segments: readonly number[]): Promise<void> {
+  await atomicWriteFile(runDirPaths(runDir).elapsed, Buffer.from(JSON.stringify({ segments_s: segments }) + '\n'));
 }
 
 // ---- the frozen config ------------------------------------------------------------------------

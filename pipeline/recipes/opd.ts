@@ -122,6 +122,8 @@ export interface OpdHooks {
   onStep?(rec: StepRecord, trainer: StepTrainer, state: LoopState): Promise<void>;
   /** Checked after each step: true ends the loop there (state.step < steps). */
   shouldStop?(): boolean;
+  /** Once the trainer and generators exist, before the first step: start-up is over. */
+  onStart?(): void | Promise<void>;
   /** Resume: state and trainer contents to start from. */
   resume?: { state: LoopState; restore(trainer: StepTrainer): void };
 }
@@ -170,6 +172,7 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
 
   let pending: ReturnType<typeof prepare> | null = null;
   let stopped = false;
+  await hooks.onStart?.();
   while (state.step < s.steps) {
     const step = state.step + 1;
     const t0 = performance.now();

@@ -21,8 +21,10 @@ export interface PersistOptions {
   keepLast: number;
   /** Where the student's tokenizer files come from (copied into every checkpoint). */
   tokenizerFrom: string;
-  /** After each step's metrics line (and checkpoint, if one was due: checkpointSeconds). */
-  onStep?: (rec: StepRecord, state: LoopState, info: { checkpointSeconds?: number }) => void;
+  /** After each step's metrics line (and checkpoint, if one was due: checkpointSeconds); awaited. */
+  onStep?: (rec: StepRecord, state: LoopState, info: { checkpointSeconds?: number }) => void | Promise<void>;
+  /** When start-up is over (checkpoint restored, trainer built), before the first step; awaited. */
+  onLoopStart?: () => void | Promise<void>;
   /** Checked after each step: true commits a checkpoint there and ends the run (SIGTERM). */
   shouldStop?: () => boolean;
   log?: (msg: string) => void;
@@ -100,9 +102,10 @@ export async function runPersisted(run: RunDir, job: OpdJob, o: PersistOptions) 
         lastCheckpoint = state.step;
         checkpointSeconds = (performance.now() - t0) / 1e3;
       }
-      o.onStep?.(rec, state, { checkpointSeconds });
+      await o.onStep?.(rec, state, { checkpointSeconds });
     },
     shouldStop: o.shouldStop,
+    onStart: o.onLoopStart,
   });
   // a stop request that arrived after the step's own checkpoint decision still ends on a checkpoint
   if (result.stopped && lastCheckpoint !== result.state.step) await checkpoint(result.trainer, result.state);
