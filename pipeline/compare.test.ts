@@ -79,3 +79,16 @@ test('opd compare runs every mode × seed, writes table, results and plots, and 
   assert.equal(statSync(join(out, 'additive-seed0', 'metrics.jsonl')).mtimeMs, mtime);
   assert.equal(readFileSync(join(out, 'table.md'), 'utf8').trim().split('\n').length, 7);
 });
+
+test('opd compare shows progress while an arm runs: a line per step (off a terminal) naming the arm', { timeout: 120_000 }, async () => {
+  const root = mkdtempSync(join(tmpdir(), 'opd-compare-progress-'));
+  const m = await tinyModels(join(root, 'models'));
+  const config = tinyRunConfig(root, m, { run: { name: 'p', steps: 3, evalEvery: 0, evalPrompts: 4, checkpointEvery: 3, keepCheckpoints: 1 }, rollout: { groupSize: 2, promptsPerStep: 2 } });
+  writeFileSync(join(root, 'c.json'), JSON.stringify(config));
+  const bin = new URL('../bin/opd.mjs', import.meta.url).pathname;
+  const r = await promisify(execFile)(process.execPath, [bin, 'compare', join(root, 'c.json'), '--modes', 'grpo,additive', '--seeds', '1', '--out', join(root, 'cmp')]);
+  for (const arm of ['grpo-seed0', 'additive-seed0'])
+    for (const step of [1, 2, 3]) assert.match(r.stderr, new RegExp(`^compare: ${arm} step ${step}/3 reward `, 'm'), `${arm}: step ${step}\n${r.stderr}`);
+  const order = ['compare: grpo-seed0 (3 steps)', 'compare: grpo-seed0 step 1/3', 'compare: grpo-seed0 step 3/3', 'compare: additive-seed0 (3 steps)', 'compare: additive-seed0 step 3/3'].map((s) => r.stderr.indexOf(s));
+  assert.deepEqual([...order].sort((a, b) => a - b), order, 'the lines come while each arm runs, in order');
+});

@@ -197,8 +197,8 @@ export interface RunHooks {
   onStep?: PersistOptions['onStep'];
   /** What start-up is doing now (loading, the held-out evaluation before training, restoring the checkpoint). */
   onStartupPhase?: (what: string) => void;
-  /** Start-up is over: the first step begins (a signal from here on can stop after a step, with a checkpoint). */
-  onLoopStart?: () => void;
+  /** Start-up is over: the first step begins once this returns (a signal from here on can stop after a step, with a checkpoint). */
+  onLoopStart?: () => void | Promise<void>;
   /** When the loop has returned, before teachers close and the run is summarised (a progress bar stops here). */
   onLoopEnd?: () => void;
   /** performance.now() at the start of this segment of the run, for wall_s; default: when runJob is called. */
@@ -229,8 +229,8 @@ export async function runJob(c: RunConfig, run: RunDir, hooks: RunHooks = {}): P
     log: (m) => log.info(m),
     shouldStop: hooks.shouldStop,
     onLoopStart: async () => {
+      await hooks.onLoopStart?.();
       await recordTime();
-      hooks.onLoopStart?.();
     },
     onStep: async (rec, state, info) => {
       await recordTime();

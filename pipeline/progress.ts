@@ -1,6 +1,8 @@
 // Progress of a long job: a live bar on a terminal, nothing on a pipe or file (the log lines say it
 // there). The only module that imports cli-progress. While the bar is drawn, other console output
-// goes through `stream` (above the bar), so a log line never tears it.
+// goes through `stream` (above the bar), so a log line never tears it; once the bar is stopped the
+// stream writes to stderr directly (cli-progress would otherwise hold such lines for a render that
+// never comes).
 
 import { Writable } from 'node:stream';
 import cliProgress from 'cli-progress';
@@ -24,12 +26,22 @@ export function createProgress(o: { total: number; start: number; label: string;
     cliProgress.Presets.shades_classic,
   );
   const bar = multi.create(o.total, o.start, { status: '' });
+  let stopped = false;
   const stream = new Writable({
     write(chunk, _enc, done) {
       const text = String(chunk);
-      multi.log(text.endsWith('\n') ? text : text + '\n');
-      done();
+      if (stopped) process.stderr.write(text.endsWith('\n') ? text : text + '\n', () => done());
+      else {
+        multi.log(text.endsWith('\n') ? text : text + '\n');
+        done();
+      }
     },
   });
-  return { live, update: (v, status) => bar.update(v, { status }), stream, stop: () => multi.stop() };
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    multi.update(); // print the lines logged since the last render
+    multi.stop();
+  };
+  return { live, update: (v, status) => bar.update(v, { status }), stream, stop };
 }

@@ -106,3 +106,50 @@ test('Ctrl-C twice: the first SIGINT asks to finish the step, the second exits a
   const ckpts = existsSync(join(dir, 'checkpoints')) ? readdirSync(join(dir, 'checkpoints')).filter((d) => d.startsWith('step-')) : [];
   assert.deepEqual(ckpts, [], 'no checkpoint was written on the way out');
 });
+
+test('SIGINT during start-up (the held-out evaluation before training): says what it interrupted and that nothing was committed, exits 130 at once', { timeout: 120_000 }, async () => {
+  const root = mkdtempSync(join(tmpdir(), 'opd-sigint-startup-'));
+  const m = await tinyModels(join(root, 'models'));
+  // a long held-out evaluation before training: start-up lasts seconds
+  const config = tinyRunConfig(root, m, { run: { name: 's', steps: 5, checkpointEvery: 1, evalEvery: 0, evalPrompts: 1000 }, data: { taskConfig: { digits: 3, ops: ['+'] }, testSize: 1000 }, rollout: { maxNewTokens: 48 } });
+  writeFileSync(join(root, 'c.json'), JSON.stringify(config));
+  const dir = join(root, 'runs', 's');
+  let sentAt = 0;
+  const r = await opd(['run', join(root, 'c.json')], (p) => {
+    const poll = setInterval(() => {
+      if (lines(join(dir, 'log.jsonl')).some((l) => l.includes('evaluating the student'))) {
+        clearInterval(poll);
+        sentAt = performance.now();
+        p.kill('SIGINT');
+      }
+    }, 5);
+    p.on('exit', () => clearInterval(poll));
+  });
+  const exitedAfter = performance.now() - sentAt;
+  assert.ok(sentAt > 0, 'the signal was sent during the evaluation before training');
+  assert.equal(r.code, 130, r.stderr);
+  assert.match(r.stderr, /SIGINT during start-up of s \(the held-out evaluation before training\), before the first step: stopping now; nothing was committed/);
+  assert.match(r.stderr, new RegExp(`start it again with: opd run ${join(root, 'c.json').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`, 'i'));
+  assert.doesNotMatch(r.stderr, /finishing the current step/);
+  assert.ok(exitedAfter < 5000, `exited ${exitedAfter.toFixed(0)} ms after the signal`);
+  assert.equal(lines(join(dir, 'metrics.jsonl')).length, 0, 'no step ran');
+  const ckpts = existsSync(join(dir, 'checkpoints')) ? readdirSync(join(dir, 'checkpoints')).filter((d) => d.startsWith('step-')) : [];
+  assert.deepEqual(ckpts, [], 'no checkpoint');
+  assert.match(lines(join(dir, 'log.jsonl')).at(-1)!, /SIGINT during start-up/, 'the log file has the line too');
+});
+
+test('a stop signal before a job takes the signals over (while opd loads) exits with its code and a line saying so', { timeout: 60_000 }, async () => {
+  // the guard `opd run` installs first thing, in a child that then idles as the heavy imports would
+  const src = `import { guardStartup } from ${JSON.stringify(new URL('./startup-signals.ts', import.meta.url).pathname)};
+guardStartup((sig) => 'opd run: ' + sig + ' during start-up (loading opd and onnxruntime), before the first step: nothing was committed');
+process.stdout.write('ready\\n'); setInterval(() => {}, 1000);`;
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', src], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    p.stderr!.on('data', (d) => (err += d));
+    p.stdout!.on('data', (d) => String(d).includes('ready') && p.kill(sig));
+    const [exit] = await new Promise<[number | null]>((resolve) => p.on('exit', (c) => resolve([c])));
+    assert.equal(exit, code, err);
+    assert.match(err, new RegExp(`opd run: ${sig} during start-up \\(loading opd and onnxruntime\\), before the first step: nothing was committed`));
+  }
+});

@@ -6,6 +6,10 @@
 // reward-vs-steps plots (SVG + PNG), and prints the table. Accuracy is what each run counts
 // (pipeline/run-data.ts): exact answers on a task, reward ≥ run.accuracyThreshold on a prompt
 // file; a prompt file without data.test has no held-out numbers, which is said before any run.
+// While an arm runs, its progress shows: a bar on a terminal, else a line `compare: <mode>-seed<k>
+// step i/N ...` every ~5 % of its steps (and at each held-out evaluation). A stop signal during an
+// arm stops it after its current step with a checkpoint (exit 130 / 143 / 129); one during an arm's
+// start-up or between arms exits at once, saying so; the same command continues.
 //
 // Modes that need a setting the config may leave unset get a stated default: loss →
 // algo.blend.distillCoef = 1; masked → algo.blend.rewardThreshold = 1 (teacher term only on
@@ -20,6 +24,7 @@ import { lineChart, svgToPng } from '../../report/chart.ts';
 import { readMetrics } from '../../rundir.ts';
 import { num } from '../args.ts';
 import { type Command, UsageError } from '../command.ts';
+import { guardStartup, thisCommand } from '../startup-signals.ts';
 import type { RunSummary } from '../../job.ts';
 
 const MODES = ['grpo', 'replace', 'additive', 'loss', 'masked'] as const;
@@ -33,6 +38,9 @@ export const compare: Command = {
   async run({ values, positionals }) {
     const file = positionals[0];
     if (!file) throw new UsageError('give the config file: opd compare CONFIG.json');
+    const again = thisCommand();
+    // a signal while no arm runs (start-up, between arms): nothing is lost, the finished arms are kept
+    guardStartup((sig) => `opd compare: ${sig} while no run was under way; the finished runs are kept (their summary.json) and are not rerun; continue with: ${again}`);
     const modes = String(values.modes ?? 'grpo,replace,additive').split(',').map((m) => m.trim()).filter(Boolean);
     for (const m of modes) if (!(MODES as readonly string[]).includes(m)) throw new UsageError(`--modes: "${m}" is not one of ${MODES.join(' | ')}`);
     const seeds = num(values, 'seeds', 3, { int: true, min: 1 });
@@ -68,7 +76,7 @@ export const compare: Command = {
         } else {
           const c = loadRunConfig(file, [...sets, ...(modeDefault[mode] ? [modeDefault[mode]] : []), `algo.blend.mode=${mode}`, `run.seed=${seed}`, `run.outDir=${JSON.stringify(out)}`, `run.name=${name}`]);
           console.error(`compare: ${name} (${c.run.steps} steps) ...`);
-          summary = await startRun(c, { quiet: true, handleSignals: true });
+          summary = await startRun(c, { quiet: true, handleSignals: true, again, label: `compare: ${name}`, progressEvery: Math.max(1, Math.ceil(c.run.steps / 20)) });
           if (summary.stopped_by) return signalExitCode(summary.stopped_by);
         }
         const r = runResult(mode, seed, dir, summary, readMetrics(dir));
