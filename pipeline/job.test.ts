@@ -109,3 +109,9 @@ test('wall_s after a resume is the total over every segment (elapsed.json), neve
     assert.doesNotMatch(state, /segments|wall|elapsed/, `${ck}/state.json holds no wall-clock time`);
   }
 });
+
+test('settingsOf: the Dr. GRPO normaliser defaults to rollout.maxNewTokens (a constant L_max), and an explicit loss.maxCompletionLen wins', () => {
+  const base = { student: 's', data: { task: 'arithmetic' }, algo: { blend: { mode: 'grpo' } }, rollout: { maxNewTokens: 12 }, loss: { aggregation: 'seq_mean_token_sum_norm' } };
+  assert.equal(settingsOf(parseRunConfig(base, 'c.json')).maxCompletionLen, 12);
+  assert.equal(settingsOf(parseRunConfig({ ...base, loss: { ...base.loss, maxCompletionLen: 20 } }, 'c.json')).maxCompletionLen, 20);
+});

@@ -72,7 +72,7 @@ export function settingsOf(c: RunConfig): OpdSettings {
     lambda: c.algo.lambdaSchedule,
     loss: policyLossOptions(c),
     aggregation: c.loss.aggregation,
-    maxCompletionLen: c.loss.maxCompletionLen,
+    maxCompletionLen: c.loss.maxCompletionLen ?? c.rollout.maxNewTokens, // Dr. GRPO: a constant L_max, the generation budget (as the config doc says)
     maskTruncated: c.rollout.maskTruncated,
     epochs: c.train.epochs,
     minibatches: c.train.minibatches,
