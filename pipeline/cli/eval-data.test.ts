@@ -3,27 +3,18 @@
 // module itself, from the completions it wrote (--out) — not against hard-coded values.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { before, test } from 'node:test';
-import { promisify } from 'node:util';
 import { holdOut } from '../../data/sources/index.ts';
 import { createTask } from '../../data/tasks/registry.ts';
 import type { TaskRecord } from '../../data/tasks/types.ts';
 import type { EvalResult, EvalSample } from '../eval.ts';
 import { tinyModels } from '../recipes/tiny-job.ts';
+import { opd } from './opd-bin.ts';
 
-const bin = new URL('../../bin/opd.mjs', import.meta.url).pathname;
-const opd = async (...args: string[]) => {
-  try {
-    return { code: 0, ...(await promisify(execFile)(process.execPath, [bin, ...args])) };
-  } catch (e) {
-    return e as { code: number; stdout: string; stderr: string };
-  }
-};
 
 const root = mkdtempSync(join(tmpdir(), 'opd-eval-data-'));
 const task = createTask('arithmetic', { digits: 1, ops: ['+'] });

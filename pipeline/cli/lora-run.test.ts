@@ -4,24 +4,16 @@
 // SIGKILL mid-run and started again ends on the uninterrupted run's adapter bytes.
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
 import { readSafetensors } from '../../engine/io/safetensors.ts';
 import { tinyModels, tinyRunConfig } from '../recipes/tiny-job.ts';
+import { OPD_BIN as bin, opd } from './opd-bin.ts';
 
-const bin = new URL('../../bin/opd.mjs', import.meta.url).pathname;
-const opd = async (...args: string[]) => {
-  try {
-    return { code: 0, ...(await promisify(execFile)(process.execPath, [bin, ...args])) };
-  } catch (e) {
-    return e as { code: number; stdout: string; stderr: string };
-  }
-};
 const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 
 test('opd run with student.lora: PEFT adapter + merged model, base untouched, kill -9 resume ends on the same adapter bytes', { timeout: 240_000 }, async () => {

@@ -2,23 +2,13 @@
 // the refusal to resume under a changed config without --force (R14).
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
 import { tinyModels, tinyRunConfig } from '../recipes/tiny-job.ts';
+import { opd } from './opd-bin.ts';
 
-const bin = new URL('../../bin/opd.mjs', import.meta.url).pathname;
-const opd = async (...args: string[]) => {
-  try {
-    const r = await promisify(execFile)(process.execPath, [bin, ...args]);
-    return { code: 0, ...r };
-  } catch (e) {
-    return e as { code: number; stdout: string; stderr: string };
-  }
-};
 
 test('opd run writes config, shards, metrics, checkpoints and summary; a changed config is refused', { timeout: 120_000 }, async () => {
   const root = mkdtempSync(join(tmpdir(), 'opd-run-cli-'));

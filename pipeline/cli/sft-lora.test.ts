@@ -3,23 +3,14 @@
 // W + (α/r)·B·A recomputed here from the adapter file, and the loss falls. Flag errors are named.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
 import { readSafetensors } from '../../engine/io/safetensors.ts';
 import { initModelDir, tinyConfig } from '../../student/model/init.ts';
+import { opd } from './opd-bin.ts';
 
-const bin = new URL('../../bin/opd.mjs', import.meta.url).pathname;
-const opd = async (...args: string[]) => {
-  try {
-    return { code: 0, ...(await promisify(execFile)(process.execPath, [bin, ...args])) };
-  } catch (e) {
-    return e as { code: number; stdout: string; stderr: string };
-  }
-};
 
 test('opd sft --lora-rank: merged model + PEFT adapter, untouched non-target tensors, falling loss', { timeout: 120_000 }, async () => {
   const root = mkdtempSync(join(tmpdir(), 'opd-sft-lora-'));

@@ -4,26 +4,16 @@
 // field; a module reward without a path is a config error naming rewards[i].path.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
 import { loadPrompts } from '../../data/sources/index.ts';
 import { tinyConfig } from '../../student/model/init.ts';
 import { startFakeServer } from '../../teacher/fake-servers.ts';
 import { parseRunConfig } from '../config.ts';
+import { opd } from './opd-bin.ts';
 
-const bin = new URL('../../bin/opd.mjs', import.meta.url).pathname;
-const opd = async (...args: string[]) => {
-  try {
-    const r = await promisify(execFile)(process.execPath, [bin, ...args]);
-    return { code: 0, ...r };
-  } catch (e) {
-    return e as { code: number; stdout: string; stderr: string };
-  }
-};
 const tmp = () => mkdtempSync(join(tmpdir(), 'opd-small-'));
 
 /** `opd model init` of tinyConfig(overrides) into dir/name. */
