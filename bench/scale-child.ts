@@ -25,7 +25,6 @@ const [phase, rawArgs] = process.argv.slice(2);
 const baselineGb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1e6;
 const args = JSON.parse(rawArgs ?? '{}') as Record<string, unknown>;
 const rssGb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1e6;
-const weightBytes = (w: Weights) => [...w.values()].reduce((s, a) => s + a.byteLength, 0);
 /** Resident anonymous memory (heap, ORT arenas) and file-backed memory (mapped initializers), GB. */
 const residentGb = () => {
   const s = readFileSync('/proc/self/status', 'utf8');
@@ -73,13 +72,13 @@ async function rollouts(c: ModelConfig, tokDir: string, n: number, promptLen: nu
 
 async function trainPhase(lora: boolean) {
   const c = parseConfig(args.config as Record<string, unknown>);
+  const rows = args.rows as number, promptLen = args.promptLen as number, completionLen = args.completionLen as number;
+  const feeds = packPolicyBatch(await rollouts(c, args.tokenizer as string, rows, promptLen, completionLen), { padId: 0 });
+  const withDataGb = rssGb(); // process + tokenizer + batch, before the weights
   const t0 = now();
   const dir = args.modelDir as string | undefined;
   let base: Weights | null = dir ? (await loadModelDir(dir)).weights : fastWeights(c);
   const loadS = now() - t0;
-  const rows = args.rows as number, promptLen = args.promptLen as number, completionLen = args.completionLen as number;
-  const feeds = packPolicyBatch(await rollouts(c, args.tokenizer as string, rows, promptLen, completionLen), { padId: 0 });
-  const withDataGb = rssGb() - (base ? base.size && weightBytes(base) / 1e9 : 0); // process + tokenizer + batch, before the weights
   const spec = { rank: args.rank as number, alpha: 2 * (args.rank as number), targets: [...LORA_TARGETS] };
   const baseDir = lora ? mkdtempSync(join(tmpdir(), 'opd-bench-lora-')) : null;
   const frozen = lora ? await writeFrozenBase(baseDir!, c, base!) : null;

@@ -35,8 +35,8 @@ import { atomicWriteFile, fsyncDir } from '../engine/io/atomic.ts';
 import { readSafetensors, writeSafetensors } from '../engine/io/safetensors.ts';
 import type { RngState } from '../engine/rng.ts';
 import { CorruptArtifactError } from '../data/store/shards.ts';
-import { type ModelConfig, parseConfig } from '../student/model/config.ts';
-import { type LoraSpec, loadPeftAdapter, savePeftAdapter } from '../student/model/lora.ts';
+import type { ModelConfig } from '../student/model/config.ts';
+import { type LoraSpec, loadAdapterDir, savePeftAdapter } from '../student/model/lora.ts';
 import { type Weights, loadModelDir, saveModelDir } from '../student/model/weights.ts';
 import { checkJson, runDirPaths } from './rundir.ts';
 
@@ -138,8 +138,7 @@ export async function saveCheckpoint(runDir: string, step: number, state: Checkp
 async function writeContents(tmp: string, step: number, s: CheckpointState, phase: (p: CheckpointPhase) => Promise<void>): Promise<void> {
   await phase('weights');
   if (s.lora) {
-    await savePeftAdapter(path.join(tmp, ADAPTER_DIR), s.config, s.lora.spec, s.weights, s.lora.baseModel);
-    await atomicWriteFile(path.join(tmp, ADAPTER_DIR, 'config.json'), utf8(JSON.stringify(s.config.raw, null, 1) + '\n'));
+    await savePeftAdapter(path.join(tmp, ADAPTER_DIR), s.config, s.lora.spec, s.weights, s.lora.baseModel, { withBaseConfig: true });
   } else {
     await saveModelDir(path.join(tmp, MODEL_DIR), { config: s.config, weights: s.weights }, { tokenizerFrom: s.tokenizerFrom });
   }
@@ -312,12 +311,6 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
     rng: s.rng, cursor: s.cursor, shards: s.shards, counters: s.counters, tokenizerFrom: s.tokenizerFrom, meta: s.meta,
     ...(s.lora ? { lora: s.lora } : {}),
   };
-}
-
-function loadAdapterDir(dir: string): { config: ModelConfig; weights: Weights } {
-  const file = path.join(dir, 'config.json');
-  const config = parseConfig(JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>, file);
-  return { config, weights: loadPeftAdapter(dir, config).adapters };
 }
 
 function readOptimizer(file: string): Record<string, Float32Array> {

@@ -136,3 +136,8 @@ export function fmtDims(dims: ReadonlyArray<number | string>): string {
 function arrayName(data: unknown): string {
   return (data as { constructor?: { name?: string } })?.constructor?.name ?? typeof data;
 }
+
+/** dst += src, elementwise, in place (gradient accumulation on the host). */
+export function addInto(dst: Float32Array | Float64Array, src: Float32Array | Float64Array): void {
+  for (let i = 0; i < dst.length; i++) dst[i]! += src[i]!;
+}

@@ -18,7 +18,6 @@
 
 import { grad } from '../autodiff.ts';
 import { Graph, type DType, type Tensor } from '../ir/graph.ts';
-import { add } from '../ops/elementwise.ts';
 import { ADAMW_DEFAULTS, type AdamWConfig, adamw } from '../optim/adamw.ts';
 
 export interface ParamSpec {

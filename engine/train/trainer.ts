@@ -9,9 +9,9 @@
 // The step counter t counts applied updates: a skipped (non-finite) step leaves it unchanged, so
 // bias correction continues exactly as if the bad batch had never been seen.
 
-import { type CompileOptions, compile } from '../exec.ts';
-import { type HostTensor, cloneTensor, describe, hostTensor } from '../runtime/host.ts';
-import { type Session, mismatch } from '../runtime/session.ts';
+import { compile } from '../exec.ts';
+import { type HostTensor, addInto, cloneTensor, describe, hostTensor } from '../runtime/host.ts';
+import { type RuntimeOptions, type Session, mismatch } from '../runtime/session.ts';
 import type { Combine, ParamSpec, StepGraph, TrainStepGraph } from './graph.ts';
 
 export interface StepResult {
@@ -34,8 +34,8 @@ export const COMBINE: Record<Combine, (xs: readonly number[]) => number> = {
 };
 
 /**
- * What the loops need of a trainer: the fused Trainer below, or a model's own layered trainer
- * (student/train/layered.ts) that keeps one copy of the state for models too big for two.
+ * What the loops need of a trainer: the fused Trainer below, or a model's own host-state trainer
+ * (student/train/layered.ts, lora-trainer.ts) for models too big for two copies of the state.
  */
 export interface StepTrainer {
   /** Number of updates applied so far (AdamW's t after the last applied step). */
@@ -67,20 +67,16 @@ export class Trainer implements StepTrainer {
 
   private constructor(
     readonly spec: TrainStepGraph,
-    private session: Session | null,
+    private readonly session: Session,
     private readonly state: StateBuffers,
-    private readonly opts: CompileOptions,
+    private readonly opts: RuntimeOptions,
   ) {}
 
   get paramSpecs(): readonly ParamSpec[] {
     return this.spec.params;
   }
 
-  /**
-   * `lazyFused`: compile the fused graph only when a single batch is first stepped (a trainer that
-   * is always given micro-batches then holds only the grad and apply sessions).
-   */
-  static async create(spec: TrainStepGraph, init: ParamValues, opts: CompileOptions = {}, o: { lazyFused?: boolean } = {}): Promise<Trainer> {
+  static async create(spec: TrainStepGraph, init: ParamValues, opts: RuntimeOptions = {}): Promise<Trainer> {
     const initial: Record<string, HostTensor> = {};
     for (const p of spec.params) {
       const data = init[p.name];
@@ -89,9 +85,9 @@ export class Trainer implements StepTrainer {
       initial[`m.${p.name}`] = hostTensor(p.dtype, p.shape);
       initial[`v.${p.name}`] = hostTensor(p.dtype, p.shape);
     }
+    const session = await compile(spec.graph, opts);
     const state = new StateBuffers(initial);
-    const session = o.lazyFused && spec.accum ? null : await compile(spec.graph, opts);
-    if (session) state.check(session, spec);
+    state.check(session, spec);
     return new Trainer(spec, session, state, opts);
   }
 
@@ -137,11 +133,11 @@ export class Trainer implements StepTrainer {
 
   /** Stop ORT profiling (when `profileFile` was set) and return the fused session's trace file path. */
   endProfiling(): string | null {
-    return this.session?.endProfiling() ?? null;
+    return this.session.endProfiling();
   }
 
   async release(): Promise<void> {
-    await this.session?.release();
+    await this.session.release();
     if (this.accumSessions) {
       const a = await this.accumSessions;
       await Promise.all([a.grad.release(), a.apply.release()]);
@@ -149,10 +145,6 @@ export class Trainer implements StepTrainer {
   }
 
   private async fused(batch: Batch, lr: number): Promise<Record<string, number>> {
-    if (!this.session) {
-      this.session = await compile(this.spec.graph, this.opts);
-      this.state.check(this.session, this.spec);
-    }
     const out = await this.state.run(this.session, this.spec, { ...batch, ...this.scalars(lr) });
     return numbers(out);
   }
@@ -279,10 +271,6 @@ class StateBuffers {
   snapshot(names: readonly string[]): Record<string, HostTensor> {
     return Object.fromEntries(names.map((n) => [n, cloneTensor(this.get(n))]));
   }
-}
-
-function addInto(dst: Float32Array | Float64Array, src: Float32Array | Float64Array): void {
-  for (let i = 0; i < dst.length; i++) dst[i]! += src[i]!;
 }
 
 function numbers(out: Record<string, HostTensor>): Record<string, number> {

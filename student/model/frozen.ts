@@ -2,23 +2,23 @@
 // graph as external-data initializers, so ONNX Runtime maps them from the file at session creation
 // and they never pass through JS again, at any step (what a GPU would otherwise copy per step).
 //
-// What keeps it to one physical copy, measured on this machine (bench/probe notes in the README):
+// What keeps it to one physical copy, measured on this machine (docs/design.md, Memory at real size):
 // - offsets are page-aligned, so ORT maps the file instead of reading it into its own buffer;
 // - no Transpose of a weight (engine `linear` uses Gemm for initializers), so nothing is folded into
 //   a private transposed copy;
 // - MLAS prepacking is off for these sessions (`disablePrepacking`), or each would pack a copy;
-// - the LM head is declared twice over the same bytes: whole (the embedding Gather, last-token
-//   logits) and as row chunks (the chunked log-softmax), never sliced in the graph.
+// - the LM head is never sliced in a graph: the LoRA trainer's head sessions each declare one
+//   page-aligned row chunk of it over the same bytes (headChunkRefs).
 // Every session maps the same file pages: RSS counts them once per session, PSS once in all.
 
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { DType, Graph } from '../../engine/index.ts';
+import type { DType, ExternalData, Graph } from '../../engine/index.ts';
 import { scalar } from '../../engine/index.ts';
 import { atomicWriteFile } from '../../engine/io/atomic.ts';
 import { param } from '../../engine/train/graph.ts';
 import { type ModelConfig, tensorShapes } from './config.ts';
-import { LORA_SCALE, type Params, type WeightDeclarer, headChunkKey } from './lm.ts';
+import { LORA_SCALE, type Params, type WeightDeclarer } from './lm.ts';
 import { type LoraSpec, loraScale, loraShapes } from './lora.ts';
 import type { Weights } from './weights.ts';
 
@@ -63,41 +63,53 @@ export async function writeFrozenBase(dir: string, c: ModelConfig, weights: Weig
   return { dir, entries, headRows };
 }
 
-/**
- * Declare the base as initializers and the adapters of `spec` as inputs (or trainable params, for
- * train graphs, with `weightDecay`). The params also get LoRA's scale and the head's row chunks.
- */
-export function frozenWeights(base: FrozenBase, spec: LoraSpec, o: { trainable?: boolean; weightDecay?: number } = {}): WeightDeclarer {
+/** Rows [start, start + rows) of a frozen LM head, as an external-data view of base.bin. */
+export interface FrozenChunk {
+  index: number;
+  start: number;
+  rows: number;
+  ref: ExternalData;
+}
+
+/** The frozen head's row chunks of `base.headRows` rows (page-aligned starts, the last one shorter). */
+export function headChunkRefs(c: ModelConfig, base: FrozenBase): FrozenChunk[] {
+  const head = base.entries.get(c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight')!;
+  const rowBytes = c.hiddenSize * 4;
+  const out: FrozenChunk[] = [];
+  for (let start = 0; start < c.vocabSize; start += base.headRows) {
+    const rows = Math.min(base.headRows, c.vocabSize - start);
+    out.push({ index: out.length, start, rows, ref: { file: BASE_FILE, offset: head.offset + start * rowBytes, length: rows * rowBytes } });
+  }
+  return out;
+}
+
+/** Declare the base as initializers in base.bin and the adapters of `spec` as inputs, with LoRA's scale. */
+export function frozenWeights(base: FrozenBase, spec: LoraSpec): WeightDeclarer {
   return (g: Graph, c: ModelConfig, dtype: DType): Params => {
     if (dtype !== 'float32') throw new Error(`frozen base: weights are float32 on disk, the graph computes in ${dtype}`);
     const p: Params = {};
     for (const [name, e] of base.entries) p[name] = g.external({ file: BASE_FILE, offset: e.offset, length: e.length }, e.shape, dtype);
-    const head = base.entries.get(c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight')!;
-    const rowBytes = c.hiddenSize * 4;
-    for (let start = 0, i = 0; start < c.vocabSize; start += base.headRows, i++) {
-      const rows = Math.min(base.headRows, c.vocabSize - start);
-      p[headChunkKey(i)] = g.external({ file: BASE_FILE, offset: head.offset + start * rowBytes, length: rows * rowBytes }, [rows, c.hiddenSize], dtype);
-    }
-    for (const [name, shape] of loraShapes(c, spec)) {
-      p[name] = o.trainable ? param(g, name, shape, { dtype, weightDecay: o.weightDecay ?? 0 }) : g.input(name, shape, dtype);
-    }
-    p[LORA_SCALE] = scalar(g, loraScale(spec), dtype);
-    return p;
+    return withAdapters(p, g, c, spec, dtype, {});
   };
 }
 
 /**
  * The same parameters with the base as plain graph inputs (not trained): for float64 checks and
- * tests, where a base in a file is not needed. Feed the base and the adapters by name.
+ * tests, where a base in a file is not needed. Feed the base and the adapters by name; with
+ * `trainable` the adapters are params (gradients and AdamW state in a fused train step).
  */
 export function inputLoraWeights(spec: LoraSpec, o: { trainable?: boolean; weightDecay?: number } = {}): WeightDeclarer {
   return (g: Graph, c: ModelConfig, dtype: DType): Params => {
     const p: Params = {};
     for (const [name, shape] of tensorShapes(c)) p[name] = g.input(name, shape, dtype);
-    for (const [name, shape] of loraShapes(c, spec)) {
-      p[name] = o.trainable ? param(g, name, shape, { dtype, weightDecay: o.weightDecay ?? 0 }) : g.input(name, shape, dtype);
-    }
-    p[LORA_SCALE] = scalar(g, loraScale(spec), dtype);
-    return p;
+    return withAdapters(p, g, c, spec, dtype, o);
   };
+}
+
+function withAdapters(p: Params, g: Graph, c: ModelConfig, spec: LoraSpec, dtype: DType, o: { trainable?: boolean; weightDecay?: number }): Params {
+  for (const [name, shape] of loraShapes(c, spec)) {
+    p[name] = o.trainable ? param(g, name, shape, { dtype, weightDecay: o.weightDecay ?? 0 }) : g.input(name, shape, dtype);
+  }
+  p[LORA_SCALE] = scalar(g, loraScale(spec), dtype);
+  return p;
 }

@@ -43,19 +43,11 @@ export type Params = Record<string, Tensor>;
 
 /** The params key of LoRA's scale α/r (a rank-0 constant), present when adapters are. */
 export const LORA_SCALE = 'lora.scale';
-/** Params keys of the LM head's vocabulary chunks when the head is a frozen initializer (frozen.ts). */
-export const headChunkKey = (i: number) => `lm_head.chunk.${i}`;
 
 /** How a graph gets its weights: all as graph inputs (declareWeights), or a frozen base plus adapters (frozen.ts). */
 export type WeightDeclarer = (g: Graph, c: ModelConfig, dtype: DType) => Params;
 export const inputWeights: WeightDeclarer = (g, c, dtype) => declareWeights(g, c, { trainable: false, dtype });
 
-/** The head's pre-cut vocabulary chunks, when the params have them. */
-export function headChunks(p: Params): Tensor[] | undefined {
-  const out: Tensor[] = [];
-  for (let i = 0; p[headChunkKey(i)]; i++) out.push(p[headChunkKey(i)]!);
-  return out.length ? out : undefined;
-}
 
 /** Declare every weight as a graph input; trainable ones through `param` (with weight decay). */
 export function declareWeights(g: Graph, c: ModelConfig, opts: { trainable: boolean; weightDecay?: number; dtype?: DType }): Params {

@@ -35,11 +35,6 @@ export interface LogprobOptions {
   invTemp?: Tensor;
   /** Only rows [0, vocabLimit) of W take part (padded vocabularies, after preflight). */
   vocabLimit?: number;
-  /**
-   * W already cut into consecutive row chunks (a frozen head stored as initializers: slicing one
-   * would make ONNX Runtime copy it). Replaces `chunk`; `wAll` is still used to gather target rows.
-   */
-  wChunks?: Tensor[];
 }
 
 export interface Logprobs {
@@ -61,12 +56,9 @@ export function tokenLogprobsChunked(h: Tensor, wAll: Tensor, targets: Tensor, o
   let runMax: Tensor | null = null; // [B, T, 1]
   let runSum: Tensor | null = null; // [B, T, 1]  Σ exp(z − runMax)
   const tops: Array<{ vals: Tensor; ids: Tensor }> = [];
-  const chunks = opts.wChunks ?? [];
-  if (chunks.length && opts.vocabLimit !== undefined) throw new Error('tokenLogprobsChunked: vocabLimit with pre-cut chunks is not supported');
-  const step = chunks.length ? (chunks[0]!.shape[0] as number) : chunk;
-  for (let start = 0, i = 0; start < v; start += step, i++) {
-    const end = Math.min(v, start + step);
-    const wc = chunks.length ? chunks[i]! : start === 0 && end === v ? w : slice(w, [start], [end], [0]); // [Vc, D]
+  for (let start = 0; start < v; start += chunk) {
+    const end = Math.min(v, start + chunk);
+    const wc = start === 0 && end === v ? w : slice(w, [start], [end], [0]); // [Vc, D]
     const z = scale(linear(h, wc)); // [B, T, Vc]
     const m = reduceMax(z, -1, true); // [B, T, 1]
     const s = reduceSum(exp(sub(z, m)), -1, true);

@@ -64,7 +64,7 @@ test('frozen base + adapters (initializers in a file) give the merged model\'s l
   try {
     const base = new Map(Object.entries(asF32(tinyWeights(c, 4))));
     const adapters = new Map(Object.entries(asF32(randomAdapters(c, ALL, 5))));
-    const frozen = await writeFrozenBase(dir, c, base, { headRows: 256 }); // 5 head chunks, the last one short
+    const frozen = await writeFrozenBase(dir, c, base);
     const score = (declare: 'frozen' | 'merged') => {
       const g = new Graph(`score-${declare}`);
       const p = declare === 'frozen' ? frozenWeights(frozen, ALL)(g, c, 'float32') : declareWeights(g, c, { trainable: false });

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { atomicWriteFile } from '../../engine/io/atomic.ts';
 import { readSafetensors, writeSafetensors } from '../../engine/io/safetensors.ts';
 import { Rng } from '../../engine/rng.ts';
-import type { ModelConfig } from './config.ts';
+import { type ModelConfig, parseConfig } from './config.ts';
 import type { Weights } from './weights.ts';
 
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
@@ -140,8 +140,12 @@ export function peftConfig(spec: LoraSpec, baseModel: string): Record<string, un
   };
 }
 
-/** A PEFT adapter directory: adapter_config.json + adapter_model.safetensors (PEFT's names). */
-export async function savePeftAdapter(dir: string, c: ModelConfig, spec: LoraSpec, adapters: Weights, baseModel: string): Promise<void> {
+/**
+ * A PEFT adapter directory: adapter_config.json + adapter_model.safetensors (PEFT's names); with
+ * `withBaseConfig`, also the base's config.json, so the directory describes itself (checkpoints:
+ * loadAdapterDir reads it back without the base model).
+ */
+export async function savePeftAdapter(dir: string, c: ModelConfig, spec: LoraSpec, adapters: Weights, baseModel: string, o: { withBaseConfig?: boolean } = {}): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const tensors = loraShapes(c, spec).map(([name, shape]) => {
     const data = adapters.get(name);
@@ -150,6 +154,14 @@ export async function savePeftAdapter(dir: string, c: ModelConfig, spec: LoraSpe
   });
   await writeSafetensors(path.join(dir, 'adapter_model.safetensors'), tensors, { format: 'pt' });
   await atomicWriteFile(path.join(dir, 'adapter_config.json'), Buffer.from(JSON.stringify(peftConfig(spec, baseModel), null, 2) + '\n'));
+  if (o.withBaseConfig) await atomicWriteFile(path.join(dir, 'config.json'), Buffer.from(JSON.stringify(c.raw, null, 1) + '\n'));
+}
+
+/** An adapter directory written with `withBaseConfig`: the base's config and the adapters. */
+export function loadAdapterDir(dir: string): { config: ModelConfig; weights: Weights } {
+  const file = path.join(dir, 'config.json');
+  const config = parseConfig(JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>, file);
+  return { config, weights: loadPeftAdapter(dir, config).adapters };
 }
 
 /** Read a PEFT adapter directory back: the spec and the adapters under opd's (unprefixed) names. */

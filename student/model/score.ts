@@ -8,7 +8,7 @@
 
 import { type DType, Graph, type Tensor, dimAdd, pad, slice } from '../../engine/index.ts';
 import type { ModelConfig } from './config.ts';
-import { type Params, attentionBias, declareWeights, decoder, headChunks, lmHead } from './lm.ts';
+import { type Params, attentionBias, declareWeights, decoder, lmHead } from './lm.ts';
 import { type LogprobOptions, tokenLogprobsChunked } from './logprobs.ts';
 
 export interface SequenceInputs {
@@ -35,7 +35,7 @@ export function alignedLogprobs(c: ModelConfig, p: Params, x: SequenceInputs, op
   const tm1 = dimAdd(t, -1);
   const prev = slice(hidden, [0], [tm1], [1]); // [B, T-1, D]: the state before each next token
   const next = slice(x.ids, [1], [t], [1]); // [B, T-1]
-  const lp = tokenLogprobsChunked(prev, lmHead(c, p), next, { ...opts, invTemp: x.invTemp, wChunks: headChunks(p) });
+  const lp = tokenLogprobsChunked(prev, lmHead(c, p), next, { ...opts, invTemp: x.invTemp });
   const front = (y: Tensor) => pad(y, y.rank === 2 ? [0, 1, 0, 0] : [0, 1, 0, 0, 0, 0]); // zero row at t = 0
   return {
     logprobs: front(lp.logprobs),

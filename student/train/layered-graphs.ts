@@ -22,9 +22,10 @@
 // 0 at t = 0). Every other backward comes from autodiff. One layer graph serves all layers: the
 // weights are inputs named `layer.<HF suffix>`.
 
-import { type DType, type ExternalData, Graph, type Tensor, cast, cumsum, dimAdd, equal, exp, expand, linear, scalar, flattenRows, gather, grad, matmul, mul, pad, reduceMax, reduceSum, rmsNorm, slice, squeeze, sub, transpose, unsqueeze } from '../../engine/index.ts';
+import { type DType, Graph, type Tensor, cast, cumsum, dimAdd, equal, exp, expand, linear, scalar, flattenRows, gather, grad, matmul, mul, pad, reduceMax, reduceSum, rmsNorm, slice, squeeze, sub, transpose, unsqueeze } from '../../engine/index.ts';
 import type { MetricSpec } from '../../engine/train/graph.ts';
 import { type ModelConfig, tensorShapes } from '../model/config.ts';
+import type { FrozenChunk } from '../model/frozen.ts';
 import { attentionBias, concatAttend, layer, ropeTables } from '../model/lm.ts';
 
 export const EMBED = 'model.embed_tokens.weight';
@@ -89,20 +90,11 @@ export function headNormGraph(c: ModelConfig, dtype: DType): Graph {
  */
 export function headForwardChunkGraph(c: ModelConfig, dtype: DType, frozen?: FrozenChunk): Graph {
   const g = new Graph(frozen ? `lora.head.fwd.${frozen.index}` : 'layered.head.fwd');
-  const D = c.hiddenSize;
-  const hn = g.input('hn', ['B', 'T', D], dtype);
-  const w = headChunkInput(g, D, dtype, frozen); // [C, D]
-  const ids = g.input('input_ids', ['B', 'T'], 'int64');
-  const invTemp = g.input('inv_temperature', [], dtype);
-  const start = g.input('chunk_start', [], 'int64');
-  const prev = slice(hn, [0], [dimAdd('T', -1)], [1]); // [B, T−1, D]
-  const z = mul(chunkLogits(prev, w), invTemp); // [B, T−1, C]
+  const { z, onehot } = headChunk(g, c, dtype, frozen);
   const m = reduceMax(z, -1, true); // [B, T−1, 1]
-  const sumExp = reduceSum(exp(sub(z, m)), -1, false); // [B, T−1]
-  const onehot = cast(equal(unsqueeze(sub(slice(ids, [1], ['T'], [1]), start), -1), columnIds(g, w)), dtype); // [B, T−1, C]
   const front = (y: Tensor) => pad(y, [0, 1, 0, 0]); // [B, T]
   g.output('max', front(squeeze(m, -1)));
-  g.output('sum_exp', front(sumExp));
+  g.output('sum_exp', front(reduceSum(exp(sub(z, m)), -1, false)));
   g.output('z_next', front(reduceSum(mul(z, onehot), -1, false)));
   return g;
 }
@@ -110,41 +102,35 @@ export function headForwardChunkGraph(c: ModelConfig, dtype: DType, frozen?: Fro
 /** The gradient of Σ g·log p over vocabulary rows [start, start + rows) (see the header). */
 export function headBackwardGraph(c: ModelConfig, dtype: DType, frozen?: FrozenChunk): Graph {
   const g = new Graph(frozen ? `lora.head.bwd.${frozen.index}` : 'layered.head.bwd');
-  const D = c.hiddenSize;
-  const hn = g.input('hn', ['B', 'T', D], dtype);
-  const w = headChunkInput(g, D, dtype, frozen); // [C, D]
-  const ids = g.input('input_ids', ['B', 'T'], 'int64');
+  const { w, prev, z, onehot, invTemp } = headChunk(g, c, dtype, frozen);
   const lse = g.input('lse', ['B', 'T'], dtype);
   const dlogp = g.input('d.logprobs', ['B', 'T'], dtype);
-  const invTemp = g.input('inv_temperature', [], dtype);
-  const start = g.input('chunk_start', [], 'int64');
-  const tm1 = dimAdd('T', -1);
-  const next = (x: Tensor) => slice(x, [1], ['T'], [1]); // [B, T−1]: the predicted positions
-  const prev = slice(hn, [0], [tm1], [1]); // [B, T−1, D]
-  const z = mul(chunkLogits(prev, w), invTemp); // [B, T−1, C]
-  const p = exp(sub(z, unsqueeze(next(lse), -1))); // softmax restricted to the chunk
-  const onehot = cast(equal(unsqueeze(sub(next(ids), start), -1), columnIds(g, w)), dtype); // [B, T−1, C]
-  const dz = mul(mul(sub(onehot, p), unsqueeze(next(dlogp), -1)), invTemp); // [B, T−1, C]
+  const p = exp(sub(z, unsqueeze(predicted(lse), -1))); // softmax restricted to the chunk
+  const dz = mul(mul(sub(onehot, p), unsqueeze(predicted(dlogp), -1)), invTemp); // [B, T−1, C]
   if (!frozen) g.output('d.head_chunk', matmul(transpose(flattenRows(dz), [1, 0]), flattenRows(prev))); // [C, D]
   g.output('dhn', pad(matmul(dz, w), [0, 0, 0, 0, 1, 0])); // [B, T, D], zero at the last position
   return g;
 }
 
-/** A frozen head's chunk: rows [start, start + rows) of a head stored as external data (frozen.ts). */
-export interface FrozenChunk {
-  index: number;
-  rows: number;
-  ref: ExternalData;
-}
+/** [B, T−1]: the positions a token is predicted at (1..T−1). */
+const predicted = (x: Tensor) => slice(x, [1], ['T'], [1]);
 
-/** The chunk's rows: an input of any row count C, or a frozen chunk's initializer. */
-function headChunkInput(g: Graph, D: number, dtype: DType, frozen?: FrozenChunk): Tensor {
-  return frozen ? g.external(frozen.ref, [frozen.rows, D], dtype) : g.input('head_chunk', ['C', D], dtype);
-}
-
-/** prev [B, T−1, D] · wᵀ -> [B, T−1, C]; `linear` reads an initializer in place (Gemm). */
-function chunkLogits(prev: Tensor, w: Tensor): Tensor {
-  return linear(prev, w);
+/**
+ * What both head graphs start from: the chunk's rows (an input of any row count C, or a frozen
+ * chunk's initializer), the states before each next token, their scaled logits z = prev·wᵀ/τ, and
+ * the one-hot of the next token within the chunk.
+ */
+function headChunk(g: Graph, c: ModelConfig, dtype: DType, frozen?: FrozenChunk) {
+  const D = c.hiddenSize;
+  const hn = g.input('hn', ['B', 'T', D], dtype);
+  const w = frozen ? g.external(frozen.ref, [frozen.rows, D], dtype) : g.input('head_chunk', ['C', D], dtype); // [C, D]
+  const ids = g.input('input_ids', ['B', 'T'], 'int64');
+  const invTemp = g.input('inv_temperature', [], dtype);
+  const start = g.input('chunk_start', [], 'int64');
+  const prev = slice(hn, [0], [dimAdd('T', -1)], [1]); // [B, T−1, D]
+  const z = mul(linear(prev, w), invTemp); // [B, T−1, C]; linear reads an initializer in place (Gemm)
+  const onehot = cast(equal(unsqueeze(sub(predicted(ids), start), -1), columnIds(g, w)), dtype); // [B, T−1, C]
+  return { w, prev, z, onehot, invTemp };
 }
 
 /** 0, 1, …, C−1 for the chunk's row count (symbolic C, or a frozen chunk's fixed rows). */

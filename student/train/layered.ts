@@ -15,14 +15,15 @@
 // Micro-batches: the first writes the gradient buffers, later ones add into them. The trainer
 // adopts the weight arrays it is given when `adopt` is set (no copy) and updates them in place.
 
-import { type Batch, type ParamValues, type StepResult, type StepTrainer, combineMetrics } from '../../engine/train/trainer.ts';
+import { type Batch, type ParamValues, type StepResult, combineMetrics } from '../../engine/train/trainer.ts';
 import type { ParamSpec } from '../../engine/train/graph.ts';
 import type { AdamWConfig } from '../../engine/optim/adamw.ts';
-import { ChunkedAdamW, type FlatSlot, type FloatArray } from '../../engine/optim/chunked.ts';
+import { ChunkedAdamW, type FloatArray } from '../../engine/optim/chunked.ts';
 import { compile } from '../../engine/exec.ts';
-import { type HostTensor, hostTensor } from '../../engine/runtime/host.ts';
+import { type HostTensor, addInto, hostTensor } from '../../engine/runtime/host.ts';
 import type { RuntimeOptions, Session } from '../../engine/runtime/session.ts';
 import { type ModelConfig, decays, tensorShapes } from '../model/config.ts';
+import { type Combine, HostTrainer, LogsumexpFold } from './host-trainer.ts';
 import { EMBED, type LogprobObjective, NORM, embedGraph, headBackwardGraph, headForwardChunkGraph, headNormGraph, layerBackwardGraph, layerForwardGraph, layerSuffixes, lossGraph, normBackwardGraph } from './layered-graphs.ts';
 
 export interface LayeredOptions {
@@ -54,36 +55,29 @@ interface Sessions {
   loss: Session;
 }
 
-export class LayeredTrainer implements StepTrainer {
-  t = 0;
-  skippedInARow = 0;
-  skippedTotal = 0;
-  private readonly grads = new Map<string, FloatArray>();
-  private readonly m = new Map<string, FloatArray>();
-  private readonly v = new Map<string, FloatArray>();
-  private scratch = new Map<string, FloatArray>();
+export class LayeredTrainer extends HostTrainer {
+  private readonly scratch = new Map<string, FloatArray>();
   /** Seconds of the last step by phase (forward, head / layer backward, optimizer), summed over micro-batches. */
   timings: Record<string, number> = {};
   private lapAt = 0;
+  /** [HF suffix, shape] of one layer's weights, and each weight's shape by name. */
+  private readonly suffixes: Array<[string, number[]]>;
+  private readonly shapes: Map<string, readonly number[]>;
 
   private constructor(
     private readonly c: ModelConfig,
-    readonly paramSpecs: readonly ParamSpec[],
-    private readonly w: Map<string, FloatArray>,
+    paramSpecs: readonly ParamSpec[],
+    w: Map<string, FloatArray>,
     private readonly s: Sessions,
     private readonly opt: ChunkedAdamW,
-    private readonly loss: { metrics: string[]; combine: Record<string, 'sum' | 'mean' | 'max' | 'min'> },
-    private readonly dtype: 'float32' | 'float64',
+    private readonly loss: { metrics: string[]; combine: Combine },
+    dtype: 'float32' | 'float64',
     /** Fixed head chunk rows, or null: chosen per batch so tokens × rows ≤ HEAD_CHUNK_ELEMENTS. */
     private readonly vocabChunk: number | null,
   ) {
-    for (const p of paramSpecs) {
-      const n = w.get(p.name)!.length;
-      const Arr = dtype === 'float64' ? Float64Array : Float32Array;
-      this.grads.set(p.name, new Arr(n));
-      this.m.set(p.name, new Arr(n));
-      this.v.set(p.name, new Arr(n));
-    }
+    super(paramSpecs, w, dtype);
+    this.suffixes = layerSuffixes(c);
+    this.shapes = new Map(paramSpecs.map((p) => [p.name, p.shape]));
   }
 
   static async create(c: ModelConfig, objective: LogprobObjective, init: ParamValues, o: LayeredOptions = {}): Promise<LayeredTrainer> {
@@ -122,55 +116,13 @@ export class LayeredTrainer implements StepTrainer {
     for (let i = 0; i < batches.length; i++) per.push(await this.backward(batches[i]!, i === 0));
     const combined = combineMetrics(per, this.loss.combine);
     const slots = this.slots();
-    const normSq = await this.opt.gradNormSq(slots);
-    const r = await this.opt.step(slots, lr, this.t + 1, normSq, Number.isFinite(combined.loss!));
+    const update = await this.opt.step(slots, lr, this.t + 1, await this.opt.gradNormSq(slots), Number.isFinite(combined.loss!));
     this.lap('optimizer_s');
-    if (r.skipped) {
-      this.skippedInARow++;
-      this.skippedTotal++;
-    } else {
-      this.t++;
-      this.skippedInARow = 0;
-    }
-    const metrics: Record<string, number> = { loss: combined.loss!, grad_norm: r.gradNorm, skipped: r.skipped ? 1 : 0 };
-    for (const n of this.loss.metrics) metrics[n] = combined[n]!;
-    return { loss: combined.loss!, gradNorm: r.gradNorm, skipped: r.skipped, metrics };
-  }
-
-  params(): ParamValues {
-    return Object.fromEntries([...this.w].map(([k, v]) => [k, v.slice()]));
-  }
-
-  paramViews(): Record<string, HostTensor> {
-    return Object.fromEntries(this.paramSpecs.map((p) => [p.name, this.tensor(this.w.get(p.name)!, p.shape)]));
-  }
-
-  /** Views (not copies) of parameters and moments plus t; valid until the next step. */
-  exportState(): { t: number; tensors: Record<string, HostTensor> } {
-    const tensors: Record<string, HostTensor> = {};
-    for (const p of this.paramSpecs) tensors[p.name] = this.tensor(this.w.get(p.name)!, p.shape);
-    for (const p of this.paramSpecs) tensors[`m.${p.name}`] = this.tensor(this.m.get(p.name)!, p.shape);
-    for (const p of this.paramSpecs) tensors[`v.${p.name}`] = this.tensor(this.v.get(p.name)!, p.shape);
-    return { t: this.t, tensors };
-  }
-
-  importState(state: { t: number; tensors: Record<string, HostTensor> }): void {
-    for (const [name, value] of Object.entries(state.tensors)) {
-      const base = name.replace(/^[mv]\./, '');
-      const dst = (name.startsWith('m.') ? this.m : name.startsWith('v.') ? this.v : this.w).get(base);
-      if (!dst || dst.length !== value.data.length) throw new Error(`LayeredTrainer: no state "${name}" of ${value.data.length} elements`);
-      dst.set(value.data as FloatArray);
-    }
-    this.t = state.t;
-  }
-
-  endProfiling(): string | null {
-    return null;
+    return this.finish(combined, this.loss.metrics, update);
   }
 
   async release(): Promise<void> {
-    const all = Object.values(this.s).filter((x): x is Session => x !== null);
-    await Promise.all([...all.map((x) => x.release()), this.opt.release()]);
+    await Promise.all([...Object.values(this.s).map((x: Session) => x.release()), this.opt.release()]);
   }
 
   /** Forward and backward of one micro-batch into the gradient buffers; returns its loss and metrics. */
@@ -188,7 +140,9 @@ export class LayeredTrainer implements StepTrainer {
     for (let i = 0; i < c.numLayers; i++) hs.push((await this.s.layerFwd.run({ ...this.layerFeeds(i), h: hs[i]!, ...seq }))['h.next']!);
     const headName = c.tieWordEmbeddings ? EMBED : 'lm_head.weight';
     const hn = (await this.s.headNorm.run({ h: hs[c.numLayers]!, [NORM]: this.view(NORM) })).hn!;
-    const head = await this.headForward(headName, hn, ids, invTemp);
+    const fold = new LogsumexpFold(ids.dims as [number, number]);
+    for (const k of this.headChunks(headName, ids.data.length)) fold.add(await this.s.headFwd.run({ hn, head_chunk: k.w, input_ids: ids, inv_temperature: invTemp, chunk_start: k.start }));
+    const head = fold.finish(this.dtype);
     const out = await this.s.loss.run({ logprobs: head.logprobs, ...lossFeeds });
 
     this.lap('forward_s');
@@ -200,7 +154,7 @@ export class LayeredTrainer implements StepTrainer {
     let dh = norm.dh!;
     for (let i = c.numLayers - 1; i >= 0; i--) dh = await this.layerBackward(i, hs[i]!, seq, dh, first);
     this.lap('layers_backward_s');
-    const dE = this.grads.get(EMBED)!;
+    const dE = this.g.get(EMBED)!;
     if (first && !c.tieWordEmbeddings) dE.fill(0);
     addRows(dE, ids.data as BigInt64Array, dh.data as FloatArray, c.hiddenSize);
 
@@ -209,70 +163,28 @@ export class LayeredTrainer implements StepTrainer {
     return metrics;
   }
 
-  /**
-   * head.fwd over every vocabulary chunk, folded with the running-max rule in float64:
-   * M ← max(M, m_c), S ← S·e^{M_old − M} + s_c·e^{m_c − M}; lse = M + log S; log p = z_next − lse.
-   */
-  private async headForward(headName: string, hn: HostTensor, ids: HostTensor, invTemp: HostTensor): Promise<{ logprobs: HostTensor; lse: HostTensor }> {
-    const D = this.c.hiddenSize;
-    const V = this.c.vocabSize;
+  /** The head's vocabulary chunks for a batch of `tokens` positions: row range, weight view, start feed. */
+  private *headChunks(headName: string, tokens: number): Generator<{ at: number; rows: number; w: HostTensor; start: HostTensor }> {
+    const [D, V] = [this.c.hiddenSize, this.c.vocabSize];
     const W = this.w.get(headName)!;
-    const n = ids.data.length;
-    const M = new Float64Array(n).fill(-Infinity);
-    const S = new Float64Array(n);
-    const zy = new Float64Array(n);
-    const chunk = this.headRows(n);
-    for (let start = 0; start < V; start += chunk) {
-      const rows = Math.min(chunk, V - start);
-      const r = await this.s.headFwd.run({
-        hn,
-        head_chunk: this.tensor(W.subarray(start * D, (start + rows) * D), [rows, D]),
-        input_ids: ids,
-        inv_temperature: invTemp,
-        chunk_start: hostTensor('int64', [], BigInt64Array.of(BigInt(start))),
-      });
-      const [m, s, z] = [r.max!.data as FloatArray, r.sum_exp!.data as FloatArray, r.z_next!.data as FloatArray];
-      for (let i = 0; i < n; i++) {
-        const nm = Math.max(M[i]!, m[i]!);
-        S[i] = S[i]! * Math.exp(M[i]! - nm) + s[i]! * Math.exp(m[i]! - nm);
-        M[i] = nm;
-        zy[i]! += z[i]!;
-      }
+    const chunk = Math.min(this.vocabChunk ?? Math.min(32768, Math.max(1024, Math.floor(HEAD_CHUNK_ELEMENTS / tokens))), V);
+    for (let at = 0; at < V; at += chunk) {
+      const rows = Math.min(chunk, V - at);
+      yield { at, rows, w: this.tensor(W.subarray(at * D, (at + rows) * D), [rows, D]), start: hostTensor('int64', [], BigInt64Array.of(BigInt(at))) };
     }
-    const Arr = this.dtype === 'float64' ? Float64Array : Float32Array;
-    const lse = new Arr(n);
-    const logprobs = new Arr(n);
-    const T = ids.dims[1]!;
-    for (let i = 0; i < n; i++) {
-      if (i % T === 0) continue; // nothing predicts a row's first token: 0, as everywhere
-      lse[i] = M[i]! + Math.log(S[i]!);
-      logprobs[i] = zy[i]! - lse[i]!;
-    }
-    return { logprobs: this.tensor(logprobs, ids.dims), lse: this.tensor(lse, ids.dims) };
   }
 
   /** head.bwd over every vocabulary chunk: writes (or adds) the head's gradient, returns dhn. */
   private async headBackward(headName: string, head: { hn: HostTensor; lse: HostTensor }, dlogp: HostTensor, ids: HostTensor, invTemp: HostTensor, first: boolean): Promise<HostTensor> {
     const D = this.c.hiddenSize;
-    const V = this.c.vocabSize;
-    const W = this.w.get(headName)!;
-    const dW = this.grads.get(headName)!;
-    const dhn = this.tensor(new (this.dtype === 'float64' ? Float64Array : Float32Array)(head.hn.data.length), head.hn.dims);
-    const chunk = this.headRows(ids.data.length);
-    for (let start = 0; start < V; start += chunk) {
-      const rows = Math.min(chunk, V - start);
-      const target = first ? dW.subarray(start * D, (start + rows) * D) : this.scratchOf('head', chunk * D).subarray(0, rows * D);
-      const feeds = {
-        hn: head.hn,
-        head_chunk: this.tensor(W.subarray(start * D, (start + rows) * D), [rows, D]),
-        input_ids: ids,
-        lse: head.lse,
-        'd.logprobs': dlogp,
-        inv_temperature: invTemp,
-        chunk_start: hostTensor('int64', [], BigInt64Array.of(BigInt(start))),
-      };
-      const r = await this.s.headBwd.run(feeds, { 'd.head_chunk': this.tensor(target, [rows, D]), dhn: null });
-      if (!first) addInto(dW.subarray(start * D, (start + rows) * D), target);
+    const dW = this.g.get(headName)!;
+    const dhn = this.tensor(this.zeros(head.hn.data.length), head.hn.dims);
+    for (const k of this.headChunks(headName, ids.data.length)) {
+      const rowsOfW = dW.subarray(k.at * D, (k.at + k.rows) * D);
+      const target = first ? rowsOfW : this.scratchOf('head', k.rows * D);
+      const feeds = { hn: head.hn, head_chunk: k.w, input_ids: ids, lse: head.lse, 'd.logprobs': dlogp, inv_temperature: invTemp, chunk_start: k.start };
+      const r = await this.s.headBwd.run(feeds, { 'd.head_chunk': this.tensor(target, [k.rows, D]), dhn: null });
+      if (!first) addInto(rowsOfW, target);
       addInto(dhn.data as FloatArray, r.dhn!.data as FloatArray);
     }
     return dhn;
@@ -280,19 +192,16 @@ export class LayeredTrainer implements StepTrainer {
 
   private async layerBackward(i: number, h: HostTensor, seq: Batch, dhNext: HostTensor, first: boolean): Promise<HostTensor> {
     const fetches: Record<string, HostTensor | null> = { dh: null };
-    for (const [s, shape] of layerSuffixes(this.c)) {
-      const name = `model.layers.${i}.${s}`;
-      fetches[`d.layer.${s}`] = this.tensor(first ? this.grads.get(name)! : this.scratchOf(s, this.grads.get(name)!.length), shape);
+    const later: Array<[FloatArray, FloatArray]> = []; // [gradient, this micro-batch's part] to add
+    for (const [s, shape] of this.suffixes) {
+      const grad = this.g.get(`model.layers.${i}.${s}`)!;
+      const target = first ? grad : this.scratchOf(s, grad.length);
+      if (!first) later.push([grad, target]);
+      fetches[`d.layer.${s}`] = this.tensor(target, shape);
     }
     const r = await this.s.layerBwd.run({ ...this.layerFeeds(i), h, ...seq, 'dh.next': dhNext }, fetches);
-    if (!first) for (const [s] of layerSuffixes(this.c)) addInto(this.grads.get(`model.layers.${i}.${s}`)!, this.scratch.get(s)!);
+    for (const [grad, part] of later) addInto(grad, part);
     return r.dh!;
-  }
-
-  /** Head chunk rows for a batch of `tokens` positions (see LayeredOptions.vocabChunk). */
-  private headRows(tokens: number): number {
-    const rows = this.vocabChunk ?? Math.min(32768, Math.max(1024, Math.floor(HEAD_CHUNK_ELEMENTS / tokens)));
-    return Math.min(rows, this.c.vocabSize);
   }
 
   private lap(phase: string): void {
@@ -302,36 +211,24 @@ export class LayeredTrainer implements StepTrainer {
   }
 
   private layerFeeds(i: number): Record<string, HostTensor> {
-    return Object.fromEntries(layerSuffixes(this.c).map(([s, shape]) => [`layer.${s}`, this.tensor(this.w.get(`model.layers.${i}.${s}`)!, shape)]));
+    return Object.fromEntries(this.suffixes.map(([s, shape]) => [`layer.${s}`, this.tensor(this.w.get(`model.layers.${i}.${s}`)!, shape)]));
   }
 
   private write(name: string, d: FloatArray, first: boolean): void {
-    const g = this.grads.get(name)!;
+    const g = this.g.get(name)!;
     if (first) g.set(d);
     else addInto(g, d);
   }
 
-  private slots(): FlatSlot[] {
-    return this.paramSpecs.map((p) => ({ name: p.name, p: this.w.get(p.name)!, g: this.grads.get(p.name)!, m: this.m.get(p.name)!, v: this.v.get(p.name)!, weightDecay: p.weightDecay }));
-  }
-
   private view(name: string): HostTensor {
-    return this.tensor(this.w.get(name)!, this.paramSpecs.find((p) => p.name === name)!.shape);
-  }
-
-  private tensor(data: FloatArray, dims: readonly number[]): HostTensor {
-    return hostTensor(this.dtype, dims, data);
+    return this.tensor(this.w.get(name)!, this.shapes.get(name)!);
   }
 
   private scratchOf(key: string, n: number): FloatArray {
     let s = this.scratch.get(key);
-    if (!s || s.length < n) this.scratch.set(key, (s = new (this.dtype === 'float64' ? Float64Array : Float32Array)(n)));
+    if (!s || s.length < n) this.scratch.set(key, (s = this.zeros(n)));
     return s.subarray(0, n);
   }
-}
-
-function addInto(dst: FloatArray, src: FloatArray): void {
-  for (let i = 0; i < dst.length; i++) dst[i]! += src[i]!;
 }
 
 /** dE[ids[n]] += dh[n] for every token n: the embedding lookup's backward. */

@@ -35,8 +35,6 @@ export interface StudentTrainerOptions {
   microBatches?: boolean;
   kind?: TrainStepKind;
   dtype?: 'float32' | 'float64';
-  /** Layered only: chunk sizes (see LayeredOptions). */
-  layered?: { vocabChunk?: number; optimizerChunk?: number };
   /** Layered only: take ownership of the weight arrays instead of copying them. */
   adopt?: boolean;
   /** Train LoRA adapters on a frozen base instead: `init` then holds the adapters (lora-trainer.ts). */
@@ -55,7 +53,7 @@ export async function createStudentTrainer(c: ModelConfig, init: ParamValues, o:
   if (o.lora) return LoraTrainer.create(c, o.lora.base, o.lora.spec, init, { objective: o.objective, loss: o.loss, weightDecay: o.weightDecay, adamw: o.adamw, runtime: o.runtime });
   if (chooseTrainStep(c, o.kind) === 'layered') {
     const objective = o.objective === 'policy' ? policyLossOnLogprobs({ ...common, loss: o.loss }) : sftLossOnLogprobs(common);
-    return LayeredTrainer.create(c, objective, init, { ...common, ...o.layered, adopt: o.adopt, runtime: o.runtime });
+    return LayeredTrainer.create(c, objective, init, { ...common, adopt: o.adopt, runtime: o.runtime });
   }
   const spec = o.objective === 'policy' ? buildPolicyTrainStep(c, { ...common, loss: o.loss, microBatches: o.microBatches }) : buildSftTrainStep(c, { ...common, microBatches: o.microBatches });
   return Trainer.create(spec, init, o.runtime);
