@@ -122,7 +122,7 @@ test('enum errors list every option', () => {
   assertProblem(withPatch({ algo: { advantage: { mode: 'std' } } }), 'algo.advantage.mode: "std" is not one of mean | std_group | std_batch | baseline | zero');
   assertProblem(withPatch({ loss: { aggregation: 'mean' } }), 'loss.aggregation: "mean" is not one of token_mean | seq_mean_token_mean | seq_mean_token_sum_norm');
   assertProblem(withPatch({ runtime: { device: 'gpu' } }), 'runtime.device: "gpu" is not one of cpu | cuda | webgpu');
-  assertProblem(withPatch({ data: { task: 'arithmatic' } }), 'data.task: "arithmatic" is not one of arithmetic | word_problems');
+  assertProblem(withPatch({ data: { task: 'arithmatic' } }), 'data.task: "arithmatic" is not one of arithmetic | long_multiplication | word_problems');
   assertProblem(withPatch({ teachers: [{ kind: 'htp', path: 'x' }] }), 'teachers[0].kind: "htp" is not one of local | http');
   assertProblem(withPatch({ rewards: [{ type: 'numeric' }] }), /^rewards\[0\]\.type: "numeric" is not one of exact_match \| length_penalty \| module \| numeric_match \| regex_match$/);
 });

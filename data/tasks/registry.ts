@@ -2,6 +2,7 @@
 // runs tasks branches on a task's name.
 
 import { arithmetic } from './arithmetic.ts';
+import { longMultiplication } from './long_multiplication.ts';
 import type { Task, TaskFactory } from './types.ts';
 import { wordProblems } from './word_problems.ts';
 
@@ -10,6 +11,7 @@ export { ANSWER_END_MARKERS, extractAnswer } from './answer.ts';
 
 export const TASKS: Readonly<Record<string, TaskFactory>> = Object.freeze({
   arithmetic,
+  long_multiplication: longMultiplication,
   word_problems: wordProblems,
 });
 

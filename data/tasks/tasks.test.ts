@@ -7,10 +7,11 @@ import { combine } from '../rewards/combine.ts';
 import { extractAnswer } from './answer.ts';
 import { createTask, taskNames } from './registry.ts';
 import { splitOf } from './split.ts';
+import { writtenProduct } from './long_multiplication.ts';
 
 test('registry lists the built-ins and refuses unknown names and config keys', () => {
-  assert.deepEqual(taskNames(), ['arithmetic', 'word_problems']);
-  assert.throws(() => createTask('chess'), /unknown task "chess"; known tasks: arithmetic, word_problems/);
+  assert.deepEqual(taskNames(), ['arithmetic', 'long_multiplication', 'word_problems']);
+  assert.throws(() => createTask('chess'), /unknown task "chess"; known tasks: arithmetic, long_multiplication, word_problems/);
   assert.throws(() => createTask('arithmetic', { digit: 3 }), /task arithmetic: invalid config[\s\S]*digit/);
   assert.throws(() => createTask('arithmetic', { digits: 2, minDigits: 3 }), /minDigits must be <= digits/);
   assert.throws(() => createTask('word_problems', { ops: [] }), /task word_problems: invalid config/);
@@ -18,12 +19,16 @@ test('registry lists the built-ins and refuses unknown names and config keys', (
   assert.ok(Object.isFrozen(createTask('arithmetic').config));
 });
 
+// The shared checks draw up to 6000 train problems: long_multiplication's default space (720) is
+// too small for that, so it runs them on 2-3 digit multiplicands (7920 problems).
+const sharedConfig: Record<string, unknown> = { long_multiplication: { digits: 3, minDigits: 2 } };
+
 for (const name of taskNames()) {
   test(`${name}: generation is deterministic per seed and differs across seeds`, () => {
-    const task = createTask(name);
+    const task = createTask(name, sharedConfig[name]);
     const a = task.generate('train', 200, 7);
     assert.deepEqual(task.generate('train', 200, 7), a);
-    assert.deepEqual(createTask(name).generate('train', 200, 7), a);
+    assert.deepEqual(createTask(name, sharedConfig[name]).generate('train', 200, 7), a);
     assert.notDeepEqual(task.generate('train', 200, 8), a);
     assert.equal(new Set(a.map((r) => r.id)).size, 200);
     assert.equal(new Set(a.map((r) => r.prompt)).size, 200, 'prompts distinct within a call');
@@ -31,13 +36,13 @@ for (const name of taskNames()) {
   });
 
   test(`${name}: no test prompt appears in train, for any pair of seeds`, () => {
-    const task = createTask(name);
+    const task = createTask(name, sharedConfig[name]);
     const train = new Set([1, 2, 3].flatMap((s) => task.generate('train', 2000, s).map((r) => r.prompt)));
     for (const seed of [1, 2, 99]) for (const r of task.generate('test', 200, seed)) assert.ok(!train.has(r.prompt), r.prompt);
   });
 
   test(`${name}: the demonstration is the answer, and the task's own reward gives it 1`, async () => {
-    const task = createTask(name);
+    const task = createTask(name, sharedConfig[name]);
     const reward = await combine(task.reward);
     for (const r of task.generate('test', 50, 3)) {
       assert.equal(task.demonstration(r), r.answer);
@@ -91,6 +96,38 @@ test('word_problems: answers follow the operands, prompts stay under 40 bytes, t
   const trainKeys = new Set(train.map(key));
   for (const r of task.generate('test', 300, 1)) assert.ok(!trainKeys.has(key(r)), key(r));
   assert.ok(createTask('word_problems', { ops: ['mul'] }).generate('train', 30, 1).every((r) => r.tag === 'mul'));
+});
+
+test('long_multiplication: the written-out trace is right step by step, and only the whole trace is rewarded', async () => {
+  // hand-written traces
+  assert.equal(writtenProduct(47, 8), '7*8=56,40*8=320,56+320=376');
+  assert.equal(writtenProduct(305, 7), '5*7=35,0*7=0,300*7=2100,35+0=35,35+2100=2135');
+  assert.equal(writtenProduct(6, 3), '6*3=18');
+  const task = createTask('long_multiplication');
+  assert.equal(task.config.testFraction, 0.2);
+  const all = [...task.generate('train', 500, 1), ...task.generate('test', 100, 1)];
+  for (const r of all) {
+    const m = /^(\d{2})\*([2-9])=$/.exec(r.prompt);
+    assert.ok(m, r.prompt);
+    const [a, k] = [Number(m[1]), Number(m[2])];
+    // independent check: every term of the trace is a true equation, and the last one is a·k
+    const terms = r.answer.split(',');
+    assert.equal(terms.length, 3, r.answer);
+    for (const t of terms) {
+      const e = /^(\d+)([*+])(\d+)=(\d+)$/.exec(t);
+      assert.ok(e, t);
+      assert.equal(Number(e[4]), e[2] === '*' ? Number(e[1]) * Number(e[3]) : Number(e[1]) + Number(e[3]), t);
+    }
+    assert.equal(Number(terms.at(-1)!.split('=')[1]), a * k);
+    assert.ok(r.answer.length >= 15, `answers are long: ${r.answer}`);
+  }
+  const reward = await combine(task.reward);
+  const r = createTask('long_multiplication').generate('test', 1, 0)[0]!;
+  assert.equal(await reward(r.prompt, r.answer + '<|eos|>', r), 1);
+  const slip = r.answer.replace(/\d$/, (d) => String((Number(d) + 1) % 10)); // last digit of the final sum wrong
+  assert.equal(await reward(r.prompt, slip, r), 0, 'a slip in the last sum earns nothing');
+  assert.equal(await reward(r.prompt, r.answer.split(',').slice(0, 2).join(','), r), 0, 'a partial trace earns nothing');
+  assert.throws(() => createTask('long_multiplication', { digits: 5 }), /invalid config/);
 });
 
 test('raising testFraction only moves problems into test', () => {
