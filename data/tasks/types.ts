@@ -7,6 +7,7 @@
 // same `TaskRecord` shape, so rewards never care where a record came from.
 
 import type { RewardTerm } from '../rewards/types.ts';
+import type { ChatMessage } from '../tokenizer/types.ts';
 
 export type Split = 'train' | 'test';
 
@@ -14,8 +15,17 @@ export type Split = 'train' | 'test';
 export interface TaskRecord {
   /** Unique within a data set; named in every error about this record. */
   id: string;
-  /** The text the model is conditioned on (before any chat template). */
+  /**
+   * The text the model is conditioned on (before any chat template). For a conversational record:
+   * the last user turn's content, a plain rendering for logs and rewards; the model sees `messages`.
+   */
   prompt: string;
+  /**
+   * The prompt conversation (system/user/... turns, never a final assistant turn) when the record came
+   * from conversational data; absent for plain-string records. data/chat.ts renders it with the
+   * student's chat template (encodePrompt).
+   */
+  messages?: ChatMessage[];
   /** The expected answer, exactly as the ideal completion spells it (see answer.ts). */
   answer: string;
   /** A coarse group for per-tag metrics (e.g. the operation). */

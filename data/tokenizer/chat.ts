@@ -2,7 +2,8 @@
 //
 // Renders a Hugging Face chat template the way `transformers` does: the template sees `messages`,
 // `add_generation_prompt` and the named special tokens (`bos_token`, `eos_token`, `pad_token`,
-// `unk_token`). Left out: tools, documents and extra template kwargs (opd prompts are plain chats).
+// `unk_token`), plus any extra kwargs (`opts.kwargs`, e.g. Qwen3's `enable_thinking`), as
+// transformers passes `apply_chat_template(**kwargs)` to the template. Left out: tools and documents.
 
 import { Template } from "@huggingface/jinja";
 import type { ChatMessage, ChatTemplateOptions } from "./types.ts";
@@ -34,6 +35,7 @@ export class ChatTemplate {
   render(messages: ChatMessage[], opts: ChatTemplateOptions = {}): string {
     try {
       return this.template.render({
+        ...opts.kwargs,
         messages: messages.map((m) => ({ role: m.role, content: m.content })),
         add_generation_prompt: opts.addGenerationPrompt ?? false,
         ...this.tokens,

@@ -23,6 +23,8 @@ export interface DecodeOptions {
 export interface ChatTemplateOptions {
   /** Append the prompt that opens the assistant's turn, so the model continues as the assistant. Default false. */
   addGenerationPrompt?: boolean;
+  /** Extra variables the template sees, as transformers' `apply_chat_template(**kwargs)` passes them (e.g. `{enable_thinking: false}` for Qwen3). They cannot override `messages`, `add_generation_prompt` or the special-token names. */
+  kwargs?: Record<string, unknown>;
 }
 
 export interface Tokenizer {
