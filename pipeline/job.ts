@@ -27,14 +27,13 @@
 // prepareRunDir: <outDir>/<name>/ with the frozen config, or, when it holds one, the same directory
 // to resume, refused with what changed unless `force`.
 
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { combine } from '../data/rewards/index.ts';
 import type { TaskRecord } from '../data/tasks/types.ts';
 import { loadTokenizer } from '../data/tokenizer/hf.ts';
 import { atomicWriteFile } from '../engine/io/atomic.ts';
-import { initModelDir, tinyConfig } from '../student/model/init.ts';
 import { loadModelDir } from '../student/model/weights.ts';
 import { collectGarbage } from '../engine/runtime/session.ts';
 import { type OpenTeachers, openTeachers } from '../teacher/open.ts';
@@ -47,6 +46,7 @@ import type { OpdJob, OpdSettings } from './recipes/opd.ts';
 import { type PersistOptions, runPersisted } from './recipes/persisted.ts';
 import { type RunData, loadRunData } from './run-data.ts';
 import { writeReport } from './report.ts';
+import { builtinStudentDir, checkStudentFiles, readEvalBefore, writeEvalBefore } from './startup.ts';
 import { type RunDir, checkResumeConfig, openRunDir, readMetrics, readSegments, writeFrozenConfig, writeSegments } from './rundir.ts';
 
 /** Where a job's messages go (a winston Logger fits). */
@@ -92,12 +92,9 @@ export function settingsOf(c: RunConfig): OpdSettings {
 }
 
 /** The student directory: the configured one, or a {builtin} model created once inside the run directory. */
-export async function studentDir(c: RunConfig, runDir: string): Promise<string> {
+export async function studentDir(c: RunConfig, runDir: string, warn: (m: string) => void = () => {}): Promise<string> {
   const path = studentPath(c.student);
-  if (path !== null) return path;
-  const dir = join(runDir, 'student-init');
-  if (!existsSync(join(dir, 'config.json'))) await initModelDir(dir, tinyConfig(), c.run.seed);
-  return dir;
+  return path ?? builtinStudentDir(runDir, c.run.seed, warn); // built in a temp dir and renamed: whole or absent (pipeline/startup.ts)
 }
 
 /** A run, assembled: what runPersisted takes, and what the run reports from. */
@@ -125,7 +122,8 @@ export interface Job {
 export async function buildJob(c: RunConfig, runDir: string | RunDir, o: { log?: JobLog } = {}): Promise<Job> {
   const log = o.log ?? silent;
   const run = typeof runDir === 'string' ? await openRunDir(runDir) : runDir;
-  const sdir = await studentDir(c, run.dir);
+  const sdir = await studentDir(c, run.dir, (m) => log.warn(m));
+  await checkStudentFiles(run.dir, sdir, log); // item 9: the student this run started from, recorded once and verified at every start
   const [student, tokenizer] = await Promise.all([loadModelDir(sdir), loadTokenizer(sdir)]);
   const loraCfg = studentLora(c.student);
   const lora = loraCfg ? await prepareLoraStudent(run.dir, student, loraCfg, c.run.seed) : undefined;
@@ -140,7 +138,7 @@ export async function buildJob(c: RunConfig, runDir: string | RunDir, o: { log?:
     }
     const data = await loadRunData(c, tokenizer, { rejectsDir: run.dir });
     data.notes.forEach((n) => (n.startsWith('warning: ') ? log.warn(n.slice(9)) : log.info(n)));
-    const reward = await combine(c.rewards);
+    const reward = await combine(c.rewards, { timeoutMs: c.rollout.rewardTimeoutS * 1000 });
     const score = data.test.length ? heldOutScorer(c, run, { reward, correct: data.correct }, data.test) : null;
     if (!score) log.warn(`data.path ${'path' in c.data ? c.data.path : ''} has no held-out split: no held-out evaluation (run.evalEvery is unused); set data.test to a file or a fraction, e.g. 0.1`);
     const opd: OpdJob = {
@@ -217,7 +215,7 @@ export async function runJob(c: RunConfig, run: RunDir, hooks: RunHooks = {}): P
   const { student, tokenizer, lora, score, data } = job;
   log.info(`run ${run.dir}: ${c.run.steps} steps, ${c.rollout.promptsPerStep} prompts × G=${c.rollout.groupSize}, blend ${c.algo.blend.mode}${c.runtime.oneStepStale ? ', one-step-stale' : ''}`);
   if (score && !existsSync(join(run.dir, 'eval-before.json'))) hooks.onStartupPhase?.('the held-out evaluation before training');
-  const heldOut = score ? await heldOutEval(c, score, run.dir, student, tokenizer, (m) => log.info(m)) : null;
+  const heldOut = score ? await heldOutEval(c, score, run.dir, student, tokenizer, (m) => log.info(m), (m) => log.warn(m)) : null;
   if (lora) {
     // from here on the base lives in lora-base/base.bin (mapped by the sessions): drop the host copy
     student.weights.clear();
@@ -262,7 +260,7 @@ export async function runJob(c: RunConfig, run: RunDir, hooks: RunHooks = {}): P
   if (lora) log.info(`LoRA outputs: ${join(run.dir, 'lora', 'adapter')} (PEFT), ${join(run.dir, 'lora', 'merged')} (merged HF model)`);
   Object.assign(summary, await finalHeldOut(run.dir, c, heldOut, finalWeights));
   await endSegment();
-  writeFileSync(join(run.dir, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
+  await atomicWriteFile(join(run.dir, 'summary.json'), Buffer.from(JSON.stringify(summary, null, 1) + '\n'));
   log.info(`report: ${writeReport(run.dir, tokenizer)}`);
   if (heldOut)
     log.info(`held-out accuracy (${data.accuracyRule}, ${data.test.length} prompts): teacher ${fmt(summary.teacher_accuracy)}, student before ${fmt(summary.student_before_accuracy)}, after ${fmt(summary.student_after_accuracy)}`);
@@ -304,11 +302,10 @@ function heldOutScorer(c: RunConfig, run: RunDir, scoring: Scoring, test: readon
  * before training, computed once per run and kept in eval-before.json so a resumed run reports the
  * same numbers.
  */
-async function heldOutEval(c: RunConfig, score: HeldOutScorer, runDir: string, student: Student, tok: Tok, log: (m: string) => void) {
+async function heldOutEval(c: RunConfig, score: HeldOutScorer, runDir: string, student: Student, tok: Tok, log: (m: string) => void, warn: (m: string) => void) {
   const file = join(runDir, 'eval-before.json');
-  let before: Record<string, number>;
-  if (existsSync(file)) before = JSON.parse(readFileSync(file, 'utf8')) as Record<string, number>;
-  else {
+  let before = readEvalBefore(file, warn); // null: none yet, or damaged by a kill (derived data: evaluated again)
+  if (!before) {
     log('evaluating the student (and a local teacher) on the held-out prompts');
     const s = await score(student, tok, 'before');
     before = { student_before_accuracy: s.accuracy, student_before_reward: s.meanReward };
@@ -318,7 +315,7 @@ async function heldOutEval(c: RunConfig, score: HeldOutScorer, runDir: string, s
       const r = await score(tm, ttok, `teacher-${t.id}`);
       Object.assign(before, { teacher_accuracy: r.accuracy, teacher_reward: r.meanReward });
     }
-    writeFileSync(file, JSON.stringify(before) + '\n');
+    await writeEvalBefore(file, before);
   }
   return {
     before,
