@@ -10,6 +10,7 @@ import { existsSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { TaskRecord } from '../tasks/types.ts';
+import { encodePrompt } from '../chat.ts';
 import { FORMATS, formatOf, type SourceRow } from './readers.ts';
 import { DEFAULT_FIELDS, previewText, toTaskRecord } from './record.ts';
 import type { FieldMap, LoadResult, Reject, SourceOptions } from './types.ts';
@@ -28,7 +29,8 @@ interface Resolved {
   maxRejectFraction: number;
   maxPromptLength: number;
   onTooLong: 'reject' | 'filter';
-  promptLength: (prompt: string) => number;
+  promptLength: (record: TaskRecord) => number;
+  requireCompletion: boolean;
   unitName: string;
   /** "prompt source x.jsonl" or, with opts.name, e.g. "data.path x.jsonl": how messages name the file. */
   label: string;
@@ -52,7 +54,10 @@ function resolveOptions(source: string, o: SourceOptions): Resolved {
     maxRejectFraction,
     maxPromptLength,
     onTooLong,
-    promptLength: tok ? (p) => tok.encode(p).length : (p) => encoder.encode(p).length,
+    promptLength: tok
+      ? (rec) => encodePrompt(tok, rec, o.chat).length
+      : (rec) => (rec.messages ? rec.messages.reduce((a, m) => a + encoder.encode(m.content).length, 0) : encoder.encode(rec.prompt).length),
+    requireCompletion: o.requireCompletion ?? false,
     unitName: tok ? 'tokens' : 'bytes',
     label,
     limitName,
@@ -62,6 +67,7 @@ function resolveOptions(source: string, o: SourceOptions): Resolved {
 /** Mutable tallies of one load. */
 interface Tally {
   records: TaskRecord[];
+  completions: string[];
   rejects: Reject[];
   filteredTooLong: number;
   total: number;
@@ -73,10 +79,15 @@ function routeRow(row: SourceRow, file: string, unit: 'line' | 'row', r: Resolve
   t.total++;
   const reject = (reason: string, text: string) => t.rejects.push({ source: file, [unit]: row.index, reason, text });
   if ('problem' in row) return void reject(row.problem.reason, row.problem.text);
-  const result = toTaskRecord(row.value, r.fields, r.requireAnswer, `${basename(file)}:${row.index}`);
+  const result = toTaskRecord(row.value, r.fields, r.requireAnswer, `${basename(file)}:${row.index}`, { completion: r.requireCompletion });
   if ('reason' in result) return void reject(result.reason, previewText(row.value));
   const { record } = result;
-  const length = r.promptLength(record.prompt);
+  let length: number;
+  try {
+    length = r.promptLength(record);
+  } catch (e) {
+    return void reject(`cannot render the prompt: ${(e as Error).message}`, previewText(row.value));
+  }
   if (length > r.maxPromptLength) {
     if (r.onTooLong === 'filter') return void t.filteredTooLong++;
     return void reject(`prompt too long: ${length} ${r.unitName} > ${r.limitName} ${r.maxPromptLength}`, previewText(row.value));
@@ -85,6 +96,7 @@ function routeRow(row: SourceRow, file: string, unit: 'line' | 'row', r: Resolve
   if (first !== undefined) return void reject(`duplicate id ${JSON.stringify(record.id)} (first at ${unit} ${first})`, previewText(row.value));
   t.firstSeen.set(record.id, row.index);
   t.records.push(record);
+  if (result.completion !== undefined) t.completions.push(result.completion);
 }
 
 async function writeRejects(path: string, rejects: readonly Reject[]): Promise<void> {
@@ -119,10 +131,10 @@ export async function loadPrompts(file: string, opts: SourceOptions = {}): Promi
   const reader = FORMATS[opts.format ?? formatOf(file)];
   if (!existsSync(file)) throw new PromptSourceError(`${r.label}: no such file (resolved to ${resolve(file)})`, []);
   if (statSync(file).isDirectory()) throw new PromptSourceError(`${r.label}: is a directory, not a prompt file`, []);
-  const t: Tally = { records: [], rejects: [], filteredTooLong: 0, total: 0, firstSeen: new Map() };
+  const t: Tally = { records: [], completions: [], rejects: [], filteredTooLong: 0, total: 0, firstSeen: new Map() };
   for await (const row of reader.read(file)) routeRow(row, file, reader.unit, r, t);
   if (opts.rejectsFile) await writeRejects(opts.rejectsFile, t.rejects);
   checkThreshold(file, t, r, opts.rejectsFile);
   const { records, rejects, filteredTooLong, total } = t;
-  return { source: file, records, rejects, filteredTooLong, total, summary: summarize(file, t, r, opts.rejectsFile) };
+  return { source: file, records, ...(r.requireCompletion ? { completions: t.completions } : {}), rejects, filteredTooLong, total, summary: summarize(file, t, r, opts.rejectsFile) };
 }

@@ -3,6 +3,7 @@
 
 import type { TaskRecord } from '../tasks/types.ts';
 import type { Tokenizer } from '../tokenizer/types.ts';
+import type { PromptRenderOptions } from '../chat.ts';
 
 /** Which column/key holds each TaskRecord field. */
 export interface FieldMap {
@@ -14,6 +15,10 @@ export interface FieldMap {
   tag: string;
   /** Default "id"; an optional string or integer. Missing → "<file name>:<line or row>". */
   id: string;
+  /** Default "messages"; a conversation (list of {role, content}) used when the prompt field is absent (conversation.ts). */
+  messages: string;
+  /** Default "completion"; the reference reply, read only with SourceOptions.requireCompletion (SFT, scoring). */
+  completion: string;
 }
 
 export type SourceFormat = 'jsonl' | 'parquet' | 'arrow';
@@ -27,7 +32,11 @@ export interface SourceOptions {
   maxRejectFraction?: number;
   /** Where to write the rejects as JSON Lines (overwritten on every load, written even when empty). */
   rejectsFile?: string;
-  /** Longest allowed prompt: tokens when `tokenizer` is given (tokenizer.encode(prompt), BOS included), else UTF-8 bytes. */
+  /** Each record must carry a reference reply (completion field, or messages' final assistant turn); LoadResult.completions holds them. */
+  requireCompletion?: boolean;
+  /** How prompts are rendered for the model (data/chat.ts); prompt lengths in tokens are measured on the rendered prompt. */
+  chat?: PromptRenderOptions;
+  /** Longest allowed prompt: tokens when `tokenizer` is given (encodePrompt: tokenizer.encode(prompt) with BOS, or the rendered template), else UTF-8 bytes (of every turn's content for a conversation). */
   maxPromptLength?: number;
   tokenizer?: Tokenizer;
   /** What to do with a prompt over maxPromptLength: 'reject' (default; counts toward the threshold) or 'filter' (dropped and counted). Never sliced. */
@@ -53,6 +62,8 @@ export interface Reject {
 export interface LoadResult {
   source: string;
   records: TaskRecord[];
+  /** With requireCompletion: the reference reply of each record (records[i]'s is completions[i]). */
+  completions?: string[];
   rejects: Reject[];
   /** Prompts dropped as too long under onTooLong: 'filter'. */
   filteredTooLong: number;
