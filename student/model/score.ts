@@ -6,7 +6,7 @@
 // the first token); with top-k, top_ids / top_logprobs [B, T, k] aligned the same way (row 0 zero).
 // The same alignment is used by the train step, so a token's score means the same thing everywhere.
 
-import { type DType, Graph, type Tensor, dimAdd, pad, slice } from '../../engine/index.ts';
+import { type DType, Graph, type Tensor, dimAdd, gather, mul, pad, reduceSum, slice, sub, unsqueeze } from '../../engine/index.ts';
 import type { ModelConfig } from './config.ts';
 import { type Params, attentionBias, declareWeights, decoder, lmHead } from './lm.ts';
 import { type LogprobOptions, tokenLogprobsChunked } from './logprobs.ts';
@@ -27,20 +27,33 @@ export function sequenceInputs(g: Graph, dtype: DType = 'float32'): SequenceInpu
   };
 }
 
-/** Position-aligned log-probs [B, T] of `ids` under the model (see the file header). */
-export function alignedLogprobs(c: ModelConfig, p: Params, x: SequenceInputs, opts: Omit<LogprobOptions, 'invTemp'> = {}) {
+/**
+ * Position-aligned log-probs [B, T] of `ids` under the model (see the file header). With `at`
+ * ([B, T, K] int64 ids, aligned the same way: at[b, t] are candidates for token t), also the
+ * log-probs of those ids, `atLogprobs` [B, T, K] (differentiable; the train step's top-k divergences).
+ */
+export function alignedLogprobs(c: ModelConfig, p: Params, x: SequenceInputs, opts: Omit<LogprobOptions, 'invTemp'> & { at?: Tensor } = {}) {
   const dtype = p['model.embed_tokens.weight']!.dtype;
   const t = x.ids.shape[1]!;
   const { hidden } = decoder(c, p, { ids: x.ids, positions: x.positions, bias: attentionBias(x.mask, t, t, dtype) });
   const tm1 = dimAdd(t, -1);
   const prev = slice(hidden, [0], [tm1], [1]); // [B, T-1, D]: the state before each next token
   const next = slice(x.ids, [1], [t], [1]); // [B, T-1]
-  const lp = tokenLogprobsChunked(prev, lmHead(c, p), next, { ...opts, invTemp: x.invTemp });
+  const head = lmHead(c, p);
+  const lp = tokenLogprobsChunked(prev, head, next, { ...opts, invTemp: x.invTemp });
   const front = (y: Tensor) => pad(y, y.rank === 2 ? [0, 1, 0, 0] : [0, 1, 0, 0, 0, 0]); // zero row at t = 0
+  let atLogprobs: Tensor | undefined;
+  if (opts.at) {
+    // z at the given ids: the hidden state dotted with the gathered head rows, then − lse
+    const rows = gather(head, slice(opts.at, [1], [t], [1])); // [B, T-1, K, D]
+    const z = mul(reduceSum(mul(unsqueeze(prev, 2), rows), -1, false), x.invTemp); // [B, T-1, K]
+    atLogprobs = front(sub(z, unsqueeze(lp.lse, -1)));
+  }
   return {
     logprobs: front(lp.logprobs),
     topIds: lp.topIds && front(lp.topIds),
     topLogprobs: lp.topLogprobs && front(lp.topLogprobs),
+    atLogprobs,
   };
 }
 

@@ -28,6 +28,11 @@ export interface PolicyRollout {
   samplerLogprobs: readonly number[];
   refLogprobs?: readonly number[];
   teacherLogprobs?: readonly number[];
+  /** k of the teacher's top-k per completion token (0 or absent: none). */
+  teacherTopK?: number;
+  /** The teacher's top-k ids and their log-probs, row-major [C·k] (completion token j at j·k .. j·k+k−1). */
+  teacherTopIds?: readonly number[];
+  teacherTopLogprobs?: readonly number[];
   /** The rollout hit the token limit (masked out entirely when `maskTruncated`). */
   truncated?: boolean;
 }
@@ -50,6 +55,13 @@ export interface PolicyPackOptions extends PackOptions {
    * false leaves the rollouts' teacher log-probs out of the feeds. Default: fed when every rollout carries them.
    */
   distill?: boolean;
+  /**
+   * Feed the teacher's top-k (teacher_top_ids int64 / teacher_top_logprobs, [B, T, topK]) for a
+   * top-k divergence: every rollout must carry exactly this k. Absent: no top-k feeds.
+   */
+  topK?: number;
+  /** The student's vocabulary rows: top-k ids must lie below it (checked when given). */
+  vocabRows?: number;
 }
 
 /** Per-token columns a rollout may carry, by feed name. */
@@ -79,8 +91,41 @@ export function packPolicyBatch(rollouts: readonly PolicyRollout[], o: PolicyPac
     });
     feeds[name] = hostTensor(dtypeOf(o), [b, t], data);
   }
+  if (o.topK) packTopk(feeds, rollouts, o.topK, b, t, o);
   addWeights(feeds, base.mask, b, t, o.aggregation ?? 'token_mean', o);
   return feeds;
+}
+
+/** teacher_top_ids / teacher_top_logprobs [B, T, k], aligned like the log-probs, zero off the completion. */
+function packTopk(feeds: Feeds, rollouts: readonly PolicyRollout[], k: number, b: number, t: number, o: PolicyPackOptions): void {
+  const ids = new BigInt64Array(b * t * k);
+  const lps = floatArray(o.dtype, b * t * k);
+  rollouts.forEach((r, i) => {
+    const n = r.completionIds.length;
+    const where = `packPolicyBatch: rollout ${i}`;
+    if (n === 0) return;
+    if (r.teacherTopK !== k)
+      throw new Error(`${where} carries the teacher's top-${r.teacherTopK ?? 0}, but the train step's divergence needs top-${k}; the rollouts were scored under another algo.blend.topK (sample them anew, or set topK to ${r.teacherTopK ?? 'the teacher’s k'})`);
+    if (r.teacherTopIds?.length !== n * k || r.teacherTopLogprobs?.length !== n * k)
+      throw new Error(`${where}: ${n} completion tokens × top-${k} need ${n * k} teacher top-k ids and log-probs, got ${r.teacherTopIds?.length ?? 0} and ${r.teacherTopLogprobs?.length ?? 0}`);
+    for (let j = 0; j < n; j++) {
+      const seen = new Set<number>();
+      for (let q = 0; q < k; q++) {
+        const id = r.teacherTopIds[j * k + q]!;
+        const lp = r.teacherTopLogprobs[j * k + q]!;
+        if (!Number.isInteger(id) || id < 0 || (o.vocabRows !== undefined && id >= o.vocabRows))
+          throw new Error(`${where}, completion token ${j}: teacher top-k id ${id} is outside the student's vocabulary [0, ${o.vocabRows ?? '∞'}); a top-k divergence needs a teacher with the student's tokenizer`);
+        if (seen.has(id)) throw new Error(`${where}, completion token ${j}: teacher top-k id ${id} appears twice; the teacher's top-k must be k distinct ids`);
+        seen.add(id);
+        if (!(Number.isFinite(lp) && lp <= 1e-4)) throw new Error(`${where}, completion token ${j}: teacher top-k log-prob ${lp} is not a finite number ≤ 0`);
+        const at = ((i * t + r.promptIds.length + j) * k + q);
+        ids[at] = BigInt(id);
+        lps[at] = lp;
+      }
+    }
+  });
+  feeds.teacher_top_ids = hostTensor('int64', [b, t, k], ids);
+  feeds.teacher_top_logprobs = hostTensor(dtypeOf(o), [b, t, k], lps);
 }
 
 /** One SFT demonstration: the loss covers the completion only. */

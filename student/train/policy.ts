@@ -6,6 +6,8 @@
 //   importance_sampling: ℓ = −ρ·A
 //   + β · KL_est(log π_ref − log π_θ)          reference KL (k3 by default)
 //   + c · KL_est(log π_T − log π_θ)             distillation, blend mode `loss` (k2 by default)
+//   + c · D(π_T ‖ π_θ) over the teacher's top-k  distillation through the teacher's distribution
+//                                               (divergences.ts: topk_fkl / topk_rkl / topk_jsd)
 //   L = Σ_{b,t} ℓ · w,   w from the host-side aggregation (aggregate.ts)
 //
 // Every per-token input is read only where loss_mask = 1: elsewhere it is replaced by a neutral
@@ -14,8 +16,9 @@
 // never differentiated. Metrics are means over the whole batch's completion tokens (through the
 // `batch_tokens` input) or maxima/minima, so they combine exactly over micro-batches.
 
-import { type DType, type Graph, type Tensor, abs, add, and, cast, clip, div, exp, greater, less, minimum, mul, neg, or, reduceMax, sub, sumAll, where } from '../../engine/index.ts';
+import { type DType, type Graph, type Tensor, abs, add, and, cast, clip, div, exp, greater, less, minimum, mul, neg, or, reduceMax, sub, sumAll, unsqueeze, where } from '../../engine/index.ts';
 import type { MetricSpec } from '../../engine/train/graph.ts';
+import { type TopkDivergenceName, checkTopkDivergence, topkDivergence, topkMass, topkOverlap } from './divergences.ts';
 
 export type PolicyLossType = 'ppo' | 'importance_sampling';
 export type KlEstimatorName = 'k1' | 'k2' | 'k3';
@@ -29,8 +32,27 @@ export interface PolicyLossOptions {
   clipHigh?: number;
   /** Reference KL penalty β·KL(π_θ‖π_ref) per completion token; needs the ref_logprobs input. */
   refKl?: { beta: number; estimator?: KlEstimatorName };
-  /** Distillation loss c·KL per completion token (blend mode `loss`); needs teacher_logprobs. */
-  distill?: { coef: number; estimator?: KlEstimatorName };
+  /**
+   * Distillation loss c·KL per completion token (blend mode `loss`): on the sampled token (needs
+   * teacher_logprobs), or with `divergence` over the teacher's top-k ids plus a tail bucket (needs
+   * teacher_top_ids / teacher_top_logprobs [B, T, topK] and the student's log-probs at those ids).
+   */
+  distill?: { coef: number; estimator?: KlEstimatorName; divergence?: TopkDistill };
+}
+
+/** A divergence through the teacher's top-k distribution (divergences.ts). */
+export interface TopkDistill {
+  name: TopkDivergenceName;
+  /** k: teacher alternatives per position (every position must carry exactly k). */
+  topK: number;
+  /** β of topk_jsd, strictly inside (0, 1). */
+  beta?: number;
+}
+
+/** What the model adds for a top-k divergence: log π_θ at the teacher's ids and its own top-k ids. */
+export interface StudentTopk {
+  logprobs: Tensor; // [B, T, K] at teacher_top_ids, position-aligned
+  topIds?: Tensor; // [B, T, K] int64, the student's own top-k (for the overlap metric)
 }
 
 /** The graph inputs of the loss beyond the model's; names are the feed names. */
@@ -41,6 +63,8 @@ export interface PolicyInputs {
   oldLogprobs: Tensor; // old_logprobs [B, T]: the sampler's log π_old, nats
   refLogprobs?: Tensor; // ref_logprobs [B, T]
   teacherLogprobs?: Tensor; // teacher_logprobs [B, T]
+  teacherTopIds?: Tensor; // teacher_top_ids [B, T, K] int64 (top-k divergence)
+  teacherTopLogprobs?: Tensor; // teacher_top_logprobs [B, T, K]
   batchTokens: Tensor; // batch_tokens []: completion tokens in the whole batch (≥ 1), for metric means
 }
 
@@ -98,7 +122,14 @@ export function checkPolicyLossOptions(o: PolicyLossOptions): void {
   for (const [k, v] of [['clipLow', o.clipLow], ['clipHigh', o.clipHigh]] as const)
     if (v !== undefined && !(v >= 0)) throw new LossConfigError(`${k} must be ≥ 0, got ${v}`);
   if (o.refKl) klLoss(o.refKl.estimator ?? 'k3', 'refKl');
-  if (o.distill) klLoss(o.distill.estimator ?? 'k2', 'distill');
+  if (o.distill?.divergence) {
+    const d = o.distill.divergence;
+    try {
+      checkTopkDivergence(d.name, d.topK, d.beta);
+    } catch (e) {
+      throw new LossConfigError(`distill: ${(e as Error).message}`);
+    }
+  } else if (o.distill) klLoss(o.distill.estimator ?? 'k2', 'distill');
 }
 
 /** Declare the loss inputs on `g` (ref/teacher only when their term is enabled). */
@@ -110,13 +141,18 @@ export function policyInputs(g: Graph, dtype: DType, o: PolicyLossOptions): Poli
     advantages: bt('advantages'),
     oldLogprobs: bt('old_logprobs'),
     refLogprobs: o.refKl ? bt('ref_logprobs') : undefined,
-    teacherLogprobs: o.distill ? bt('teacher_logprobs') : undefined,
+    teacherLogprobs: o.distill && !o.distill.divergence ? bt('teacher_logprobs') : undefined,
+    teacherTopIds: o.distill?.divergence ? g.input('teacher_top_ids', ['B', 'T', o.distill.divergence.topK], 'int64') : undefined,
+    teacherTopLogprobs: o.distill?.divergence ? g.input('teacher_top_logprobs', ['B', 'T', o.distill.divergence.topK], dtype) : undefined,
     batchTokens: g.input('batch_tokens', [], dtype),
   };
 }
 
-/** The loss and metrics from the student's log-probs `logp` [B, T] (differentiable). */
-export function policyLoss(logp: Tensor, x: PolicyInputs, o: PolicyLossOptions): { loss: Tensor; metrics: Record<string, MetricSpec> } {
+/**
+ * The loss and metrics from the student's log-probs `logp` [B, T] (differentiable); a top-k
+ * divergence also needs `topk`, the student's log-probs at the teacher's ids.
+ */
+export function policyLoss(logp: Tensor, x: PolicyInputs, o: PolicyLossOptions, topk?: StudentTopk): { loss: Tensor; metrics: Record<string, MetricSpec> } {
   checkPolicyLossOptions(o);
   const surrogate = POLICY_LOSSES[o.type ?? 'ppo'];
   const eps = { low: o.clipLow ?? 0.2, high: o.clipHigh ?? 0.2 };
@@ -141,7 +177,20 @@ export function policyLoss(logp: Tensor, x: PolicyInputs, o: PolicyLossOptions):
     perToken = add(perToken, mul(k, o.refKl.beta));
     metrics.kl_ref = { value: mean(k), combine: 'sum' };
   }
-  if (o.distill) {
+  if (o.distill?.divergence) {
+    const d = o.distill.divergence;
+    if (!x.teacherTopLogprobs || !x.teacherTopIds) throw new LossConfigError(`distill ${d.name}: no teacher_top_ids / teacher_top_logprobs inputs were declared`);
+    if (!topk) throw new LossConfigError(`distill ${d.name}: the student's log-probs at the teacher's top-k ids are missing (this train step cannot compute them)`);
+    const on3 = unsqueeze(on, -1); // [B, T, 1]
+    // off-mask positions get a uniform teacher (mass k/(k+1)): finite everywhere, then masked out
+    const a = where(on3, x.teacherTopLogprobs, -Math.log(d.topK + 1)); // [B, T, K]
+    const b = where(on3, topk.logprobs, -Math.log(d.topK + 1)); // [B, T, K]
+    const k = topkDivergence(d.name, a, b, d.beta); // [B, T]
+    perToken = add(perToken, mul(k, o.distill.coef));
+    metrics[`distill_${d.name}`] = { value: mean(k), combine: 'sum' };
+    metrics.topk_teacher_mass = { value: mean(topkMass(a)), combine: 'sum' };
+    if (topk.topIds) metrics.topk_overlap = { value: mean(topkOverlap(topk.topIds, x.teacherTopIds, logp.dtype)), combine: 'sum' };
+  } else if (o.distill) {
     if (!x.teacherLogprobs) throw new LossConfigError('distill is enabled but no teacher_logprobs input was declared');
     const est = o.distill.estimator ?? 'k2';
     const k = klLoss(est, 'distill')(masked(sub(x.teacherLogprobs, logp))); // [B, T]

@@ -9,7 +9,7 @@
 // policy.ts or sft.ts, and lr / step. Outputs: new weights and moments, loss, grad_norm, skipped
 // and the loss's metrics.
 
-import type { DType, Graph } from '../../engine/index.ts';
+import type { DType, Graph, Tensor } from '../../engine/index.ts';
 import type { AdamWConfig } from '../../engine/optim/adamw.ts';
 import { type Objective, type TrainStepGraph, buildTrainStep } from '../../engine/train/graph.ts';
 import type { ModelConfig } from '../model/config.ts';
@@ -53,14 +53,25 @@ export function sftLossOnLogprobs(opts: TrainStepOptions = {}): LogprobObjective
 
 /** The policy objective on a fresh graph: loss = Σ ℓ·w over completion tokens, plus metrics. */
 export function policyObjective(c: ModelConfig, opts: PolicyStepOptions = {}): Objective {
-  const loss = policyLossOnLogprobs(opts);
-  return (g) => loss(g, studentLogprobs(g, c, opts));
+  const lossOpts = opts.loss ?? {};
+  checkPolicyLossOptions(lossOpts);
+  const topk = lossOpts.distill?.divergence;
+  if (!topk) {
+    const loss = policyLossOnLogprobs(opts);
+    return (g) => loss(g, studentLogprobs(g, c, opts).logprobs);
+  }
+  // a top-k divergence: the student's log-probs at the teacher's ids (and its own top-k, for the overlap metric)
+  return (g) => {
+    const x = policyInputs(g, dtypeOf(opts), lossOpts);
+    const s = studentLogprobs(g, c, opts, { at: x.teacherTopIds, topK: topk.topK });
+    return policyLoss(s.logprobs, x, lossOpts, { logprobs: s.atLogprobs!, topIds: s.topIds });
+  };
 }
 
 /** The SFT objective on a fresh graph: token-mean cross-entropy of the completion tokens. */
 export function sftObjective(c: ModelConfig, opts: TrainStepOptions = {}): Objective {
   const loss = sftLossOnLogprobs(opts);
-  return (g) => loss(g, studentLogprobs(g, c, opts));
+  return (g) => loss(g, studentLogprobs(g, c, opts).logprobs);
 }
 
 export function buildPolicyTrainStep(c: ModelConfig, opts: PolicyStepOptions = {}): TrainStepGraph {
@@ -71,11 +82,11 @@ export function buildSftTrainStep(c: ModelConfig, opts: TrainStepOptions = {}): 
   return buildTrainStep(sftObjective(c, opts), { name: 'sft', adamw: opts.adamw, microBatches: opts.microBatches });
 }
 
-/** Trainable weights + sequence inputs -> aligned log π_θ [B, T] at the fed temperature. */
-function studentLogprobs(g: Graph, c: ModelConfig, opts: TrainStepOptions) {
+/** Trainable weights + sequence inputs -> aligned log π_θ [B, T] at the fed temperature (and at `at` ids, top-k). */
+function studentLogprobs(g: Graph, c: ModelConfig, opts: TrainStepOptions, extra: { at?: Tensor; topK?: number } = {}) {
   const dtype = dtypeOf(opts);
   const p = opts.weights ? opts.weights(g, c, dtype) : declareWeights(g, c, { trainable: true, weightDecay: opts.weightDecay ?? 0, dtype });
-  return alignedLogprobs(c, p, sequenceInputs(g, dtype), { chunk: opts.chunk }).logprobs;
+  return alignedLogprobs(c, p, sequenceInputs(g, dtype), { chunk: opts.chunk, ...extra });
 }
 
 const dtypeOf = (o: TrainStepOptions): DType => o.dtype ?? 'float32';

@@ -16,7 +16,7 @@ import { LoraTrainer } from './lora-trainer.ts';
 import { type FrozenBase, frozenWeights } from '../model/frozen.ts';
 import type { LoraSpec } from '../model/lora.ts';
 import type { WeightDeclarer } from '../model/lm.ts';
-import type { PolicyLossOptions } from './policy.ts';
+import { LossConfigError, type PolicyLossOptions } from './policy.ts';
 import { buildPolicyTrainStep, buildSftTrainStep, policyLossOnLogprobs, sftLossOnLogprobs } from './step.ts';
 
 export type TrainStepKind = 'auto' | 'fused' | 'layered';
@@ -50,6 +50,7 @@ export function chooseTrainStep(c: ModelConfig, kind: TrainStepKind = 'auto'): '
 
 export async function createStudentTrainer(c: ModelConfig, init: ParamValues, o: StudentTrainerOptions): Promise<StepTrainer> {
   const common = { weightDecay: o.weightDecay, adamw: o.adamw, dtype: o.dtype };
+  checkTopkSupported(c, o);
   if (o.lora) return LoraTrainer.create(c, o.lora.base, o.lora.spec, init, { objective: o.objective, loss: o.loss, weightDecay: o.weightDecay, adamw: o.adamw, runtime: o.runtime });
   if (chooseTrainStep(c, o.kind) === 'layered') {
     const objective = o.objective === 'policy' ? policyLossOnLogprobs({ ...common, loss: o.loss }) : sftLossOnLogprobs(common);
@@ -57,6 +58,21 @@ export async function createStudentTrainer(c: ModelConfig, init: ParamValues, o:
   }
   const spec = o.objective === 'policy' ? buildPolicyTrainStep(c, { ...common, loss: o.loss, microBatches: o.microBatches }) : buildSftTrainStep(c, { ...common, microBatches: o.microBatches });
   return Trainer.create(spec, init, o.runtime);
+}
+
+/**
+ * The top-k divergences need the student's log-softmax at the teacher's ids inside the train graph;
+ * only the fused step computes them today. The layered and LoRA steps see only the sampled token's
+ * log-prob (their head runs per vocabulary chunk on the host side), so they refuse at start.
+ */
+export function checkTopkSupported(c: ModelConfig, o: Pick<StudentTrainerOptions, 'objective' | 'loss' | 'kind' | 'lora'>): void {
+  const d = o.objective === 'policy' ? o.loss?.distill?.divergence : undefined;
+  if (!d) return;
+  const step = o.lora ? 'the LoRA trainer' : chooseTrainStep(c, o.kind) === 'layered' ? `the layered train step${o.kind === 'auto' || o.kind === undefined ? ' (train.step auto picks it for this student)' : ''}` : null;
+  if (step)
+    throw new LossConfigError(
+      `algo.blend.divergence ${d.name} needs the student's log-probs at the teacher's top-k ids, which only the fused train step computes; ${step} does not. Use train.step fused (full fine-tuning of a small student), or algo.blend.divergence sampled.`,
+    );
 }
 
 /** Generator options for a LoRA student's sampling sessions (base from the file, adapters fed); none otherwise. */
