@@ -1,0 +1,204 @@
+// A teacher with its own tokenizer and chat template, behind the student's Teacher interface
+// (docs/algorithms.md §10, issue 12 item 3).
+//
+// For each request (the student's prompt + completion ids, with `context`: the prompt text or
+// conversation and the sampler's log-probs) the AlignedTeacher
+//   1. renders the prompt the teacher's way: a conversation through the TEACHER's chat template with the
+//      generation prompt (tokenized without added special tokens, as transformers' apply_chat_template
+//      does: the template writes them), or the plain prompt text (tokenized with them, as the student's
+//      is);
+//   2. turns the student's completion tokens into text (teacher/align.ts studentTextBytes: invalid bytes
+//      become U+FFFD, a character cut off at the end is dropped) and tokenizes it with the teacher's
+//      tokenizer on its own, so the prompt/completion join is a token boundary on both sides;
+//   3. pairs a final student end token (a stop id that spells nothing) with the teacher's end of turn
+//      (the special token its template writes after an assistant message; its first EOS id for plain
+//      prompts), as one span of its own;
+//   4. scores prompt + completion (+ end) with the inner teacher, and aligns the completion bytes
+//      (teacher/align.ts alignTokens);
+//   5. maps the scores back: for each span, g = Σ teacher log-probs − Σ sampler log-probs over the span
+//      (so the span's d of §2 is −g), spread evenly over the span's n student tokens; each student token
+//      gets the value  sampler_lp + g/n. Downstream (pipeline/algo/teacher.ts) d_t = sampler_lp − value
+//      = −g/n, so the span's tokens together carry exactly the span's log-ratio. Tail tokens (a cut-off
+//      last character) and spans the teacher spells with no token get g = 0: no signal.
+// Same tokenizer and an identical prompt rendering: the request goes to the inner teacher unchanged and
+// its log-probs come back unchanged (today's exact path, bit for bit).
+//
+// Why spread and not "all on the last token": both give the span's tokens the same total, but with γ = 0
+// (the default) the last-token rule leaves every earlier token of a multi-token span with no signal at
+// all, while the first sub-token is usually the one that chose the span; spreading keeps each token's
+// advantage the span's average, bounded by the span's gap, and reduces to §2 exactly when n = 1.
+//
+// The value is not a log-probability: sampler_lp + g/n can be > 0 (the teacher likes the span more than
+// the student did). validateScore's "≤ 0" rule therefore applies to the inner teacher's raw scores (every
+// backend and the score cache check them), not to these values; validateAlignedScore checks what they
+// must be (one finite number per student completion token). The score cache sits below this wrapper
+// and stores the teacher's own token scores, keyed by the teacher's token ids.
+
+import type { Tokenizer } from '../data/tokenizer/types.ts';
+import { AlignError, alignTokens, type Span, studentTextBytes, teacherTokens, tokenBytesOf, type TokenBytes } from './align.ts';
+import { type Teacher, type TeacherRequest, type TeacherScore, TeacherScoreError } from './types.ts';
+
+export interface AlignedTeacherOptions {
+  /** The student's tokenizer (what request ids mean). */
+  student: Tokenizer;
+  /** The teacher's tokenizer (what the inner teacher's ids mean), with its chat template. */
+  teacher: Tokenizer;
+  /** Ids that end a student completion (the sampler's stop ids); default the student tokenizer's EOS ids. */
+  studentStopIds?: readonly number[];
+}
+
+/** One request's plan: what the inner teacher scores and how its scores map back. */
+export interface AlignPlan {
+  /** Sent to the inner teacher. */
+  request: TeacherRequest;
+  /** Exact path: the inner log-probs are the answer as they are. */
+  exact: boolean;
+  spans: Span[];
+  /** Student completion tokens aligned through spans (the rest are the tail, then the end token). */
+  aligned: number;
+  /** The student's last token is an end token paired with the teacher's last scored token. */
+  endPaired: boolean;
+  /** Teacher completion tokens before the end token. */
+  teacherBody: number;
+}
+
+export class AlignedTeacher implements Teacher {
+  private readonly sBytes: TokenBytes;
+  private readonly tBytes: TokenBytes;
+  private readonly sameTokenizer: boolean;
+  private readonly stop: Set<number>;
+  private endOfTurnId: number | null | undefined;
+
+  constructor(
+    readonly inner: Teacher,
+    private readonly o: AlignedTeacherOptions,
+  ) {
+    this.sBytes = tokenBytesOf(o.student);
+    this.tBytes = tokenBytesOf(o.teacher);
+    this.sameTokenizer = o.student.fingerprint() === o.teacher.fingerprint();
+    this.stop = new Set(o.studentStopIds ?? o.student.eosTokenIds);
+  }
+
+  get identity() {
+    return this.inner.identity;
+  }
+
+  /** The teacher's end-of-turn id (see the header), or null when it has none. */
+  teacherEndOfTurn(chat: boolean): number | null {
+    if (chat) {
+      this.endOfTurnId ??= endOfTurnOf(this.o.teacher);
+      return this.endOfTurnId;
+    }
+    return this.o.teacher.eosTokenIds[0] ?? null;
+  }
+
+  /** The teacher's prompt ids for a request's context. */
+  teacherPrompt(req: TeacherRequest): { ids: number[]; chat: boolean } {
+    const ctx = req.context!;
+    if (ctx.messages?.length) {
+      const text = this.o.teacher.applyChatTemplate([...ctx.messages], { addGenerationPrompt: true });
+      return { ids: this.o.teacher.encode(text, { addSpecialTokens: false }), chat: true };
+    }
+    return { ids: this.o.teacher.encode(ctx.prompt), chat: false };
+  }
+
+  plan(req: TeacherRequest, index: number): AlignPlan {
+    const ctx = req.context;
+    const n = req.ids.length - req.start;
+    if (!ctx) throw new TeacherScoreError(index, 'a teacher with another tokenizer needs the prompt text and the sampler log-probs (request.context); none given');
+    if (ctx.samplerLogprobs.length !== n) throw new TeacherScoreError(index, `context has ${ctx.samplerLogprobs.length} sampler log-probs for ${n} completion tokens`);
+    const prompt = this.teacherPrompt(req);
+    const studentPrompt = req.ids.slice(0, req.start);
+    if (this.sameTokenizer && prompt.ids.length === studentPrompt.length && prompt.ids.every((id, i) => id === studentPrompt[i]))
+      return { request: { ids: req.ids, start: req.start }, exact: true, spans: [], aligned: n, endPaired: false, teacherBody: n };
+    if (prompt.ids.length === 0) throw new TeacherScoreError(index, "the teacher's rendering of the prompt has no tokens; a scored sequence needs at least one prompt token");
+    const completion = req.ids.slice(req.start);
+    const last = completion.at(-1);
+    const endPaired = last !== undefined && this.stop.has(last) && this.sBytes(last) === null;
+    const body = endPaired ? completion.slice(0, -1) : completion;
+    const st = studentTextBytes(body.map((id) => this.sBytes(id)));
+    let teacher: { ids: number[]; bytes: Uint8Array[] };
+    try {
+      teacher = teacherTokens(this.o.teacher, this.tBytes, st.text);
+    } catch (e) {
+      throw new TeacherScoreError(index, (e as Error).message);
+    }
+    const spans = alignTokens(st.tokenBytes.slice(0, st.tail), teacher.bytes);
+    const ids = [...prompt.ids, ...teacher.ids];
+    if (endPaired) {
+      const end = this.teacherEndOfTurn(prompt.chat);
+      if (end === null) throw new TeacherScoreError(index, "the student's completion ends with an end token but the teacher's tokenizer has no end-of-turn / EOS token to pair it with");
+      ids.push(end);
+    }
+    return { request: { ids, start: prompt.ids.length }, exact: false, spans, aligned: st.tail, endPaired, teacherBody: teacher.ids.length };
+  }
+
+  /** The per-student-token values of one request from the inner teacher's log-probs (see the header). */
+  static mapBack(p: AlignPlan, teacherLogprobs: readonly number[], samplerLogprobs: readonly number[]): number[] {
+    if (p.exact) return [...teacherLogprobs];
+    const gaps = new Array<number>(samplerLogprobs.length).fill(0);
+    for (const sp of p.spans) {
+      const n = sp.a[1] - sp.a[0];
+      if (n === 0 || sp.b[1] === sp.b[0]) continue; // the teacher says nothing about this span
+      let g = 0;
+      for (let j = sp.b[0]; j < sp.b[1]; j++) g += teacherLogprobs[j]!;
+      for (let t = sp.a[0]; t < sp.a[1]; t++) g -= samplerLogprobs[t]!;
+      for (let t = sp.a[0]; t < sp.a[1]; t++) gaps[t] = g / n;
+    }
+    if (p.endPaired) {
+      const t = samplerLogprobs.length - 1;
+      gaps[t] = teacherLogprobs[p.teacherBody]! - samplerLogprobs[t]!;
+    }
+    return samplerLogprobs.map((s, t) => s + gaps[t]!);
+  }
+
+  async score(reqs: readonly TeacherRequest[], opts?: { topK?: number }): Promise<TeacherScore[]> {
+    const plans = reqs.map((r, i) => this.plan(r, i));
+    if (opts?.topK && plans.some((p) => !p.exact)) throw new Error("top-k teacher alternatives are in the teacher's vocabulary; they cannot be used with a teacher of another tokenizer");
+    const scores = await this.inner.score(
+      plans.map((p) => p.request),
+      opts,
+    );
+    return plans.map((p, i) => {
+      if (p.exact) return scores[i]!;
+      const s: TeacherScore = { logprobs: AlignedTeacher.mapBack(p, scores[i]!.logprobs, reqs[i]!.context!.samplerLogprobs) };
+      validateAlignedScore(reqs[i]!, s, i);
+      return s;
+    });
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** An aligned score: one finite value per student completion token (the "≤ 0" rule does not apply; see the header). */
+export function validateAlignedScore(req: TeacherRequest, s: TeacherScore, index: number): void {
+  const n = req.ids.length - req.start;
+  if (s.logprobs.length !== n) throw new TeacherScoreError(index, `expected ${n} aligned values, got ${s.logprobs.length}`);
+  const bad = s.logprobs.findIndex((x) => !Number.isFinite(x));
+  if (bad >= 0) throw new TeacherScoreError(index, `aligned value at completion position ${bad} is ${s.logprobs[bad]} (must be finite)`);
+}
+
+const PROBE = 'opd end-of-turn probe';
+
+/** The special token the template writes right after an assistant message's content; else the first EOS id. */
+export function endOfTurnOf(tok: Tokenizer): number | null {
+  try {
+    const text = tok.applyChatTemplate([
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: PROBE },
+    ]);
+    const at = text.lastIndexOf(PROBE);
+    if (at >= 0) {
+      const special = new Set(tok.specialTokens.values());
+      const first = tok.encode(text.slice(at + PROBE.length), { addSpecialTokens: false }).find((id) => special.has(id));
+      if (first !== undefined) return first;
+    }
+  } catch {
+    // no template: fall back to EOS
+  }
+  return tok.eosTokenIds[0] ?? null;
+}
+
+export { AlignError };
