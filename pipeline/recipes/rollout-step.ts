@@ -77,7 +77,12 @@ export async function rolloutStage(step: number, records: readonly TaskRecord[],
   const teacherP = (async () => {
     if (!d.teacher && !d.teachers) return { scores: null, seconds: 0 };
     const r0 = performance.now();
-    const requests = completions.map((c, i) => ({ ids: [...expanded[i]!, ...c.tokens], start: expanded[i]!.length }));
+    // context: what a teacher with another tokenizer or template needs (teacher/aligned.ts); the sampler
+    // log-probs as the shard stores them, so the aligned values and the stored ones agree
+    const requests = completions.map((c, i) => {
+      const r = records[Math.floor(i / s.groupSize)]!;
+      return { ids: [...expanded[i]!, ...c.tokens], start: expanded[i]!.length, context: { prompt: r.prompt, messages: r.messages, samplerLogprobs: c.logprobs.map(Math.fround) } };
+    });
     const scores = d.teachers ? await scoreRouted(d.teachers, records, s.groupSize, requests) : await d.teacher!.score(requests);
     return { scores, seconds: (performance.now() - r0) / 1e3 };
   })();
