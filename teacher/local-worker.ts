@@ -28,6 +28,8 @@ export interface WorkerInit {
   device?: Device;
   /** OnnxLm only: false forces the two-session path. */
   fuse?: boolean;
+  /** Pack the sequences of a call into shared runs (up to batchTokens); default each runs alone (teacher/local.ts). */
+  pack?: boolean;
 }
 
 export type ToWorker = { type: 'score'; id: number; reqs: ScoreRequest[]; temperature: number; /** report ORT busy intervals (engine/runtime/ort-clock.ts) */ clock?: boolean } | { type: 'close' };
@@ -52,7 +54,7 @@ async function openDir(init: WorkerInit): Promise<Engine> {
   const model = await loadModelDir(init.path);
   const feeds = weightFeeds(model.config, model.weights);
   const scorers = new Map<number, Scorer>();
-  const rt = { topK: init.topK, batchTokens: init.batchTokens, threads: init.threads, device: init.device };
+  const rt = { topK: init.topK, batchTokens: init.batchTokens, threads: init.threads, device: init.device, alone: !init.pack };
   const scorerFor = async (temperature: number): Promise<Scorer> => {
     let s = scorers.get(temperature);
     if (s) scorers.delete(temperature); // re-inserted below: Map order is recency order
@@ -80,7 +82,7 @@ async function openDir(init: WorkerInit): Promise<Engine> {
 }
 
 async function openOnnx(init: WorkerInit): Promise<Engine> {
-  const lm = await OnnxLm.open(init.path, { topK: init.topK, batchTokens: init.batchTokens, threads: init.threads, device: init.device, fuse: init.fuse });
+  const lm = await OnnxLm.open(init.path, { topK: init.topK, batchTokens: init.batchTokens, threads: init.threads, device: init.device, fuse: init.fuse, alone: !init.pack });
   return { vocabSize: lm.vocabSize, maxSeqLen: null, mode: lm.mode, score: (reqs, t) => lm.score(reqs, t), release: () => lm.release() };
 }
 

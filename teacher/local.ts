@@ -14,6 +14,10 @@
 //   moves. Two checkpoints of one architecture differ in nearly every block, so they get different
 //   ids; a change confined to bytes between the sampled blocks would not (accepted: not a realistic
 //   training outcome).
+// - A sequence's score does not depend on the other sequences of a call, nor on how calls were
+//   grouped (the teacher server's batches, the score cache's misses): each sequence runs alone in
+//   ONNX Runtime, shape [1, its length] (docs/reliability.md R18). `pack: true` trades that for
+//   fewer, larger runs: scores may then differ in the last bit with the neighbours.
 
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
@@ -34,8 +38,10 @@ export interface LocalTeacherOptions {
   /** ONNX Runtime intra-op threads of the worker's sessions. */
   threads?: number;
   device?: Device;
-  /** Max tokens (rows × padded length) per ONNX Runtime run. */
+  /** Max tokens (rows × padded length) per ONNX Runtime run; used only with pack. */
   batchTokens?: number;
+  /** Pack several sequences per run (faster; scores then depend on their neighbours in the last bit). Default false. */
+  pack?: boolean;
   /** Tokenizer directory; default the model directory, or the .onnx file's directory. */
   tokenizer?: string;
   /** ONNX files only: false runs the LM and the log-prob graph as two sessions (see onnx-lm.ts). */
@@ -76,7 +82,7 @@ export class LocalTeacher implements Teacher {
     const temperature = opts.temperature ?? 1;
     if (!Number.isInteger(topK) || topK < 0) throw fail(`topK must be an integer >= 0, got ${topK}`);
     if (!(temperature > 0 && Number.isFinite(temperature))) throw fail(`temperature must be a finite number > 0, got ${temperature}`);
-    const init: WorkerInit = { kind, path, topK, batchTokens: opts.batchTokens, threads: opts.threads, device: opts.device, fuse: opts.fuse };
+    const init: WorkerInit = { kind, path, topK, batchTokens: opts.batchTokens, threads: opts.threads, device: opts.device, fuse: opts.fuse, pack: opts.pack };
     const tokDir = opts.tokenizer ?? (kind === 'onnx' ? dirname(path) : path);
     const tokenizer = loadTokenizer(tokDir).catch((e: Error) => {
       throw fail(`cannot load a tokenizer from ${tokDir} (${e.message})${kind === 'onnx' ? '; pass the tokenizer directory' : ''}`);

@@ -39,6 +39,8 @@ export interface OnnxLmOptions extends RuntimeOptions {
   batchTokens?: number;
   /** Splice the log-prob graph into the LM when possible (default true); false forces two sessions. */
   fuse?: boolean;
+  /** One sequence per run, so a score does not depend on its neighbours (student/model/scorer.ts). */
+  alone?: boolean;
 }
 
 const PAST_RE = /^past_key_values\.\d+\.(key|value)$/;
@@ -168,9 +170,10 @@ export class OnnxLm {
     private readonly inputs: LmInputs,
     private readonly topK: number,
     private readonly batchTokens: number,
+    alone = false,
   ) {
     const b = inputs.ids.shape[0];
-    this.maxRows = typeof b === 'number' ? b : Infinity; // some exports fix the batch (often at 1)
+    this.maxRows = alone ? 1 : typeof b === 'number' ? b : Infinity; // some exports fix the batch (often at 1)
   }
 
   static async open(file: string, opts: OnnxLmOptions = {}): Promise<OnnxLm> {
@@ -205,7 +208,7 @@ export class OnnxLm {
       const bytes = composeModel(proto, post, 'logits', 'input_ids');
       proto = null; // let the parsed copy go before ORT loads its own
       const s = await Session.create(bytes, { ...rt, name: `${file} (+log-probs)` });
-      return new OnnxLm(file, 'fused', null, info.vocab, s, null, detectInputs(s, file), topK, opts.batchTokens ?? 4096);
+      return new OnnxLm(file, 'fused', null, info.vocab, s, null, detectInputs(s, file), topK, opts.batchTokens ?? 4096, opts.alone);
     }
     const s = await Session.create(file, rt);
     const inputs = detectInputs(s, file);
@@ -213,7 +216,7 @@ export class OnnxLm {
     if (!out) throw new OnnxLmError(file, `no "logits" output (outputs: ${s.outputNames.join(', ')})`);
     const info = logitsInfo(file, out.shape, out.dtype);
     const post = await compile(buildLogprobGraph({ vocab: info.vocab, logitsDtype: info.dtype, idsDtype: inputs.ids.dtype!, topK }), rt);
-    return new OnnxLm(file, 'two-session', blocker, info.vocab, s, post, inputs, topK, opts.batchTokens ?? 4096);
+    return new OnnxLm(file, 'two-session', blocker, info.vocab, s, post, inputs, topK, opts.batchTokens ?? 4096, opts.alone);
   }
 
   /** Scores `reqs` (validated by the caller) at temperature τ; grouped by length under batchTokens, input order kept. */

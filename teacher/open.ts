@@ -42,8 +42,10 @@ export interface LocalTeacherSpec extends SpecCommon {
   path: string;
   /** Top-k alternatives computed per position (the most a call may ask for); default 0. */
   topK?: number;
-  /** Max tokens per ONNX Runtime run. */
+  /** Max tokens per ONNX Runtime run (with pack). */
   batchTokens?: number;
+  /** Several sequences per ONNX Runtime run: faster, but scores then depend on their neighbours (teacher/local.ts). */
+  pack?: boolean;
 }
 
 export interface HttpTeacherSpec extends SpecCommon {
@@ -109,7 +111,7 @@ export function openTeacher(spec: TeacherSpec, rt?: TeacherRuntime): Promise<Ope
 export async function openTeacher(spec: TeacherSpec, rt: TeacherRuntime = {}): Promise<OpenedTeacher<LocalTeacher | HttpTeacher>> {
   const id = spec.id ?? 'teacher';
   if (spec.kind === 'local') {
-    const teacher = await LocalTeacher.open(spec.path, { temperature: spec.temperature, threads: rt.threads, device: rt.device, tokenizer: spec.tokenizer, topK: spec.topK, batchTokens: spec.batchTokens });
+    const teacher = await LocalTeacher.open(spec.path, { temperature: spec.temperature, threads: rt.threads, device: rt.device, tokenizer: spec.tokenizer, topK: spec.topK, batchTokens: spec.batchTokens, pack: spec.pack });
     return { id, spec, teacher, tokenizer: teacher.tokenizer };
   }
   const tokDir = spec.tokenizer ?? rt.defaultTokenizer;

@@ -1,6 +1,10 @@
 // Scores token sequences with a model: the log-prob of every token from a given start index on,
 // optionally with the top-k alternatives at each position. Sequences are grouped by length into
 // batches capped by a token budget, so padding waste stays small; results come back in input order.
+// With `alone`, each sequence runs by itself (shape [1, its length]): its score then never depends on
+// which other sequences share the call. Packed, it can differ in the last bit: ONNX Runtime's
+// multi-threaded kernels split the work by the run's shape (measured: 13 of 29 log-probs of one
+// sequence changed by 1 ulp between a run alone and a run beside 7 others, 2 threads).
 // This is the core of `opd score --model` and of the local teacher.
 
 import type { RuntimeOptions } from '../../engine/runtime/session.ts';
@@ -32,6 +36,8 @@ export interface ScorerOptions extends RuntimeOptions {
   temperature?: number;
   /** Score over output rows [0, vocabLimit) only (padded vocabularies; see teacher/preflight). */
   vocabLimit?: number;
+  /** One sequence per run, so a score does not depend on its neighbours (see the header); batchTokens is then unused. */
+  alone?: boolean;
 }
 
 export class Scorer {
@@ -59,7 +65,7 @@ export class Scorer {
     const budget = this.opts.batchTokens ?? 8192;
     for (let i = 0; i < order.length; ) {
       let j = i + 1;
-      while (j < order.length && (j - i + 1) * reqs[order[j]!]!.ids.length <= budget) j++;
+      while (!this.opts.alone && j < order.length && (j - i + 1) * reqs[order[j]!]!.ids.length <= budget) j++;
       const group = order.slice(i, j);
       const results = await this.scoreBatch(group.map((k) => reqs[k]!));
       group.forEach((k, n) => (out[k] = results[n]!));

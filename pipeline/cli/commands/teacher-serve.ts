@@ -27,7 +27,7 @@ export const teacherServe: Command = {
   summary: 'serve a local teacher over the vLLM/OpenAI completions protocol (prompt_logprobs)',
   usage:
     'teacher serve --model DIR|FILE.onnx [--tokenizer DIR] [--host 127.0.0.1] [--port 8000] [--token-file F] [--max-body-bytes N] ' +
-    '[--max-seq-len N] [--max-logprobs K] [--temperature T] [--served-model-name NAME] [--batch-tokens N] [--device cpu] [--threads N]',
+    '[--max-seq-len N] [--max-logprobs K] [--temperature T] [--served-model-name NAME] [--pack [--batch-tokens N]] [--device cpu] [--threads N]',
   options: {
     model: { type: 'string' },
     tokenizer: { type: 'string' },
@@ -40,6 +40,7 @@ export const teacherServe: Command = {
     temperature: { type: 'string' },
     'served-model-name': { type: 'string' },
     'batch-tokens': { type: 'string' },
+    pack: { type: 'boolean' },
     ...runtimeOptions,
   },
   async run({ values }) {
@@ -53,7 +54,7 @@ export const teacherServe: Command = {
     const temperature = num(values, 'temperature', 1, { min: 1e-6 });
     const batchTokens = values['batch-tokens'] === undefined ? undefined : num(values, 'batch-tokens', 0, { int: true, min: 1 });
     const log = createLogger();
-    const { teacher } = await openTeacher({ kind: 'local', path: model, topK, temperature, batchTokens, tokenizer: str(values, 'tokenizer', null) ?? undefined }, runtimeFrom(values));
+    const { teacher } = await openTeacher({ kind: 'local', path: model, topK, temperature, batchTokens, pack: values.pack === true, tokenizer: str(values, 'tokenizer', null) ?? undefined }, runtimeFrom(values));
     let server: TeacherServer;
     try {
       if (host !== null && !isLoopback(host))
