@@ -27,8 +27,8 @@ export class HttpTeacherError extends Error {
 
 /** A TeacherScoreError whose message starts with "<url><path> request <i>:". */
 export class HttpScoreError extends TeacherScoreError {
-  constructor(where: string, request: number, detail: string) {
-    super(request, detail);
+  constructor(where: string, request: number, detail: string, nonFinite = false) {
+    super(request, detail, nonFinite);
     this.message = `${where}: ${detail}`;
   }
 }

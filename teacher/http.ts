@@ -20,7 +20,7 @@
 
 import { HttpClient, HttpScoreError, HttpTeacherError, obj, serverBase } from './http-client.ts';
 import { boundedQueue, type WorkQueue } from './queue.ts';
-import { type Teacher, type TeacherIdentity, type TeacherRequest, type TeacherScore, validateScore } from './types.ts';
+import { isNonFiniteValue, type Teacher, type TeacherIdentity, type TeacherRequest, type TeacherScore, validateScore } from './types.ts';
 import { FLAVORS, type Flavor, type Row, show, WIRE_FORMATS } from './wire-formats.ts';
 
 export { HttpScoreError, HttpTeacherError } from './http-client.ts';
@@ -133,7 +133,7 @@ export class HttpTeacher implements Teacher {
     const format = WIRE_FORMATS[flavor];
     const where = `${this.base}${format.path} request ${i}`;
     const body = await this.client.call(format.path, format.request(r.ids, k, this.sent), signal, where, i);
-    const fail = (detail: string) => new HttpScoreError(where, i, detail);
+    const fail = (detail: string, nonFinite = false) => new HttpScoreError(where, i, detail, nonFinite);
     const s = toScore(r, format.rows(body, r.ids, k, fail), k, fail);
     validateScore(r, s, i, k);
     return s;
@@ -170,7 +170,7 @@ export class HttpTeacher implements Teacher {
 const isLogprob = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x <= 1e-4;
 
 /** The score of positions start..n−1, after checking every position's token id and value. */
-function toScore(r: TeacherRequest, rows: Row[], k: number, fail: (d: string) => Error): TeacherScore {
+function toScore(r: TeacherRequest, rows: Row[], k: number, fail: (d: string, nonFinite?: boolean) => Error): TeacherScore {
   const n = r.ids.length;
   if (rows.length !== n) throw fail(`the answer has ${rows.length} positions but ${n} tokens were sent`);
   rows.forEach((row, t) => {
@@ -181,13 +181,13 @@ function toScore(r: TeacherRequest, rows: Row[], k: number, fail: (d: string) =>
   if (k) [s.topIds, s.topLogprobs] = [[], []];
   for (let t = r.start; t < n; t++) {
     const row = rows[t]!;
-    if (!isLogprob(row.logprob)) throw fail(`position ${t}: log-prob ${show(row.logprob)} is not a finite number ≤ 0`);
+    if (!isLogprob(row.logprob)) throw fail(`position ${t}: log-prob ${show(row.logprob)} is not a finite number ≤ 0`, isNonFiniteValue(row.logprob));
     s.logprobs.push(row.logprob);
     if (!k) continue;
     if (row.top.length < k) throw fail(`position ${t}: ${row.top.length} top-k entries, ${k} were asked`);
     const top = row.top.slice(0, k);
     const bad = top.find(([id, lp]) => !Number.isInteger(id) || !isLogprob(lp));
-    if (bad) throw fail(`position ${t}: top-k entry (id ${show(bad[0])}, log-prob ${show(bad[1])}) is not a token id with a finite log-prob ≤ 0`);
+    if (bad) throw fail(`position ${t}: top-k entry (id ${show(bad[0])}, log-prob ${show(bad[1])}) is not a token id with a finite log-prob ≤ 0`, Number.isInteger(bad[0]) && isNonFiniteValue(bad[1]));
     s.topIds!.push(top.map(([id]) => id as number));
     s.topLogprobs!.push(top.map(([, lp]) => lp as number));
   }
