@@ -8,7 +8,7 @@
 // value is checked to be a finite number; anything else throws naming the term and the record id.
 
 import { BUILTIN_REWARDS } from './builtin.ts';
-import type { RewardContext, RewardFactory, RewardFn, RewardTerm, UserRewardFn } from './types.ts';
+import { NonFiniteRewardError, type RewardContext, type RewardFactory, type RewardFn, type RewardTerm, type UserRewardFn } from './types.ts';
 import { describeValue, loadUserReward } from './user.ts';
 
 /**
@@ -31,7 +31,7 @@ const moduleReward: RewardFactory = {
   create(params, ctx) {
     const problems = moduleParamProblems(params);
     if (problems.length) throw new Error(problems.map((p) => `reward module: ${p.key}: ${p.message}`).join('\n'));
-    return loadUserReward(params.path as string, { exportName: params.export as string | undefined, baseDir: ctx.baseDir });
+    return loadUserReward(params.path as string, { exportName: params.export as string | undefined, baseDir: ctx.baseDir, timeoutMs: ctx.timeoutMs });
   },
 };
 
@@ -67,8 +67,10 @@ export async function combine(terms: readonly RewardTerm[], ctx: RewardContext =
     let total = 0;
     for (const t of built) {
       const v: unknown = await t.fn(prompt, completion, record);
-      if (typeof v !== 'number' || !Number.isFinite(v))
-        throw new Error(`${t.label} returned ${describeValue(v)} for record ${record.id}; a reward must be a finite number`);
+      if (typeof v !== 'number' || !Number.isFinite(v)) {
+        const msg = `${t.label} returned ${describeValue(v)} for record ${record.id}; a reward must be a finite number`;
+        throw typeof v === 'number' ? new NonFiniteRewardError(msg) : new Error(msg);
+      }
       total += t.weight * v;
     }
     return total;

@@ -10,6 +10,7 @@ import { ByteTokenizer } from '../tokenizer/byte.ts';
 import type { TaskRecord } from '../tasks/types.ts';
 import { combine } from './combine.ts';
 import { loadUserReward } from './user.ts';
+import { NonFiniteRewardError } from './types.ts';
 
 const rec: TaskRecord = { id: 'r1', prompt: '12+345=', answer: '357' };
 const score = async (terms: Parameters<typeof combine>[0], completion: string, record = rec) => (await combine(terms))(record.prompt, completion, record);
@@ -117,4 +118,32 @@ test('a user reward returning a non-number, NaN or Infinity, or throwing, names 
     const f = await loadUserReward(bad, { exportName: name });
     await assert.rejects(f('p', 'c', rec), (e: Error) => re.test(e.message) && e.message.includes(`reward module ${bad}`));
   }
+});
+
+test('reward time limit: a module that never settles, or busy-loops, fails naming the reward, the record and the limit; the next call gets a fresh worker', async () => {
+  const slow = mod('slow.mjs', `
+    export const never = () => new Promise(() => {});
+    export const busy = (_p, completion) => { if (completion === 'loop') for (;;) {} return 1; };
+  `);
+  const never = await loadUserReward(slow, { exportName: 'never', timeoutMs: 300 });
+  await assert.rejects(never('p', 'c', rec), (e: Error) => e.message.includes(`reward module ${slow} (export "never") did not return within 0.3 s for record r1`) && /rewardTimeoutS = 0\.3/.test(e.message));
+  const busy = await loadUserReward(slow, { exportName: 'busy', timeoutMs: 300 });
+  const call = busy('p', 'loop', rec);
+  let settled = false;
+  call.then(() => (settled = true), () => (settled = true));
+  // the busy loop runs in the worker: this thread still runs its timers while the call is pending
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(settled, false, 'the busy call cannot have returned');
+  await assert.rejects(call, /\(export "busy"\) did not return within 0\.3 s for record r1/);
+  assert.equal(await busy('p', 'fine', rec), 1, 'the worker was replaced after the time-out');
+  // through combine, with the limit from the context; the error names the module and the record
+  const viaCombine = await combine([{ type: 'module', path: 'slow.mjs', export: 'never' }], { baseDir: dir, timeoutMs: 200 });
+  await assert.rejects(viaCombine('p', 'c', { ...rec, id: 'q7' }), /reward module slow\.mjs \(export "never"\) did not return within 0\.2 s for record q7/);
+  await assert.rejects(loadUserReward(slow, { timeoutMs: 0 }), /time limit must be a finite number of ms > 0, got 0/);
+});
+
+test('a NaN or Infinity reward is a NonFiniteRewardError (the loop skips the step); a non-number is a plain error', async () => {
+  const bad = mod('nf.mjs', 'export const nan = () => NaN; export const str = () => "x";');
+  await assert.rejects((await loadUserReward(bad, { exportName: 'nan' }))('p', 'c', rec), NonFiniteRewardError);
+  await assert.rejects((await loadUserReward(bad, { exportName: 'str' }))('p', 'c', rec), (e: Error) => !(e instanceof NonFiniteRewardError) && /returned a string "x"/.test(e.message));
 });

@@ -8,6 +8,18 @@
 import type { Tokenizer } from '../tokenizer/types.ts';
 import type { TaskRecord } from '../tasks/types.ts';
 
+/**
+ * A reward that came out NaN or ±Inf: numerical trouble, not a broken reward, so the loop skips the
+ * step and counts it (docs/reliability.md R7). A result that is not a number at all, or a throw, is
+ * a plain Error and stops the job.
+ */
+export class NonFiniteRewardError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NonFiniteRewardError';
+  }
+}
+
 /** What the trainer calls: always async, always a finite number (anything else throws). */
 export type RewardFn = (prompt: string, completion: string, record: TaskRecord) => Promise<number>;
 
@@ -28,6 +40,8 @@ export interface RewardContext {
   tokenizer?: Tokenizer;
   /** Directory relative `module` paths resolve against (default: the current directory). */
   baseDir?: string;
+  /** Per-call time limit of `module` terms in ms (default 30000; data/rewards/user.ts). */
+  timeoutMs?: number;
 }
 
 export interface RewardFactory {
