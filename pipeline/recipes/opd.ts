@@ -40,6 +40,7 @@ import type { Teacher } from '../../teacher/types.ts';
 import { type LrScheduleKind, lrAt } from '../algo/schedule.ts';
 import { type LambdaSchedule, lambdaAt } from '../algo/teacher.ts';
 import { type AdvantageSettings, advantageStep } from './advantage-step.ts';
+import { SkipNotes, guardNonFinite } from './skip-guard.ts';
 import { type SamplingSettings, type TeacherSet, rolloutStage } from './rollout-step.ts';
 
 export interface OpdSettings {
@@ -130,6 +131,9 @@ export interface OpdHooks {
 
 export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ trainer: StepTrainer; state: LoopState; stopped: boolean; close(): Promise<void> }> {
   const s = job.settings;
+  // a NaN/±Inf reward or teacher score becomes NaN in the step's rows, so the step is skipped (R7; skip-guard.ts)
+  const notes = new SkipNotes();
+  job = guardNonFinite(job, notes);
   const c = job.student.config;
   const tok = job.student.tokenizer;
   // the trainer owns the student's weight arrays from here on (the layered step updates them in place)
@@ -167,7 +171,8 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
     // the same records, now with advantages: what the shard stores and the train step packs
     const adv = advantageStep(ro.groups, { ...s.advantages, lambda: lambdaAt(s.lambda, step - 1, s.steps), accuracy: job.correct !== undefined });
     if (!stored) await hooks.onRollouts?.(step, adv.rollouts);
-    return { step, cursor: take.cursor, ro, adv };
+    const skip = notes.take(adv.nonFinite); // prepare() calls never overlap: these notes are this step's
+    return { step, cursor: take.cursor, ro, adv, skip };
   };
 
   let pending: ReturnType<typeof prepare> | null = null;
@@ -184,7 +189,7 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
       pending.catch(() => {}); // awaited below; this only keeps a failure from counting as unhandled meanwhile
     }
     const t1 = performance.now();
-    let skipReason = p.adv.nonFinite;
+    let skipReason = p.skip;
     let train: Record<string, number> = {};
     if (!skipReason) {
       const lr = lrAt({ lr: s.lr, warmupSteps: s.warmupSteps, kind: s.lrSchedule ?? 'constant' }, step, s.steps);
