@@ -7,8 +7,8 @@ import { type RolloutRow, rolloutsToTable, tableToRollouts, tableToTeacherScores
 
 test('rollout rows survive Arrow IPC exactly (float32 columns hold float32 values)', () => {
   const rows: RolloutRow[] = [
-    { step: 3, promptId: 'arithmetic:train:0:1', group: 0, promptIds: [257, 49], completionIds: [], samplerLogprobs: [], teacherLogprobs: [], advantages: [], reward: 0, correct: false, truncated: true },
-    { step: 3, promptId: 'arithmetic:train:0:1', group: 0, promptIds: [257, 49], completionIds: [50, 258], samplerLogprobs: [-0.5, -0.125], teacherLogprobs: [-0.25, -2], advantages: [1.5, -0.75], reward: 1, correct: true, truncated: false },
+    { step: 3, promptId: 'arithmetic:train:0:1', group: 0, promptIds: [257, 49], completionIds: [], samplerLogprobs: [], teacherLogprobs: [], teacherTopK: 0, teacherTopIds: [], teacherTopLogprobs: [], advantages: [], reward: 0, correct: false, truncated: true },
+    { step: 3, promptId: 'arithmetic:train:0:1', group: 0, promptIds: [257, 49], completionIds: [50, 258], samplerLogprobs: [-0.5, -0.125], teacherLogprobs: [-0.25, -2], teacherTopK: 2, teacherTopIds: [50, 7, 258, 50], teacherTopLogprobs: [-0.25, -3.5, -2, -0.5], advantages: [1.5, -0.75], reward: 1, correct: true, truncated: false },
   ];
   const back = tableToRollouts(tableFromIPC(tableToIPC(rolloutsToTable(rows))));
   assert.deepEqual(back, rows);

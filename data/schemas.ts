@@ -80,6 +80,9 @@ export function tableToTeacherScores(t: Table): TeacherScoreRow[] {
  * - prompt_ids [P], completion_ids [C]: token ids
  * - sampler_logprobs [C]: log π_old of each completion token at the sampling temperature, nats
  * - teacher_logprobs [C]: log π_T of each completion token, nats (empty when no teacher is used)
+ * - teacher_top_k: k of the teacher's top-k columns (0 when no top-k divergence asked for them)
+ * - teacher_top_ids [C·k], teacher_top_logprobs [C·k]: per completion token, the teacher's k most likely
+ *   ids and their log-probs, row-major (token j at j·k .. j·k + k − 1), nats (float32)
  * - advantages [C]: the blended per-token advantage A_{i,t}
  * - reward: R_i after combining reward functions (float64)
  * - correct: whether the task's answer check passed
@@ -93,6 +96,9 @@ export const rolloutSchema = new Schema([
   new Field('completion_ids', listOf(new Int32()), false),
   new Field('sampler_logprobs', listOf(new Float32()), false),
   new Field('teacher_logprobs', listOf(new Float32()), false),
+  new Field('teacher_top_k', new Int32(), false),
+  new Field('teacher_top_ids', listOf(new Int32()), false),
+  new Field('teacher_top_logprobs', listOf(new Float32()), false),
   new Field('advantages', listOf(new Float32()), false),
   new Field('reward', new Float64(), false),
   new Field('correct', new Bool(), false),
@@ -115,6 +121,11 @@ export interface RolloutRow {
   /** log π_old of each completion token, recorded by the sampler at its temperature (float32 values), nats. */
   samplerLogprobs: readonly number[];
   teacherLogprobs: readonly number[];
+  /** k of the teacher's top-k (0: none; absent counts as 0 and the shard stores 0). */
+  teacherTopK?: number;
+  /** [C·k] row-major; empty without top-k. */
+  teacherTopIds?: readonly number[];
+  teacherTopLogprobs?: readonly number[];
   advantages: readonly number[];
   reward: number;
   correct: boolean;
@@ -131,6 +142,9 @@ export function rolloutsToTable(rows: readonly RolloutRow[]): Table {
     completion_ids: vectorFromArray(col((r) => [...r.completionIds]), listOf(new Int32())),
     sampler_logprobs: vectorFromArray(col((r) => [...r.samplerLogprobs]), listOf(new Float32())),
     teacher_logprobs: vectorFromArray(col((r) => [...r.teacherLogprobs]), listOf(new Float32())),
+    teacher_top_k: vectorFromArray(col((r) => r.teacherTopK ?? 0), new Int32()),
+    teacher_top_ids: vectorFromArray(col((r) => [...(r.teacherTopIds ?? [])]), listOf(new Int32())),
+    teacher_top_logprobs: vectorFromArray(col((r) => [...(r.teacherTopLogprobs ?? [])]), listOf(new Float32())),
     advantages: vectorFromArray(col((r) => [...r.advantages]), listOf(new Float32())),
     reward: vectorFromArray(col((r) => r.reward), new Float64()),
     correct: vectorFromArray(col((r) => r.correct), new Bool()),
@@ -151,6 +165,9 @@ export function tableToRollouts(t: Table): RolloutRow[] {
       completionIds: nums(r.completion_ids),
       samplerLogprobs: nums(r.sampler_logprobs),
       teacherLogprobs: nums(r.teacher_logprobs),
+      teacherTopK: r.teacher_top_k,
+      teacherTopIds: nums(r.teacher_top_ids),
+      teacherTopLogprobs: nums(r.teacher_top_logprobs),
       advantages: nums(r.advantages),
       reward: r.reward,
       correct: r.correct,

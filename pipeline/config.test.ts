@@ -60,7 +60,7 @@ test('a minimal config gets every default, the task reward and the only teacher 
   assert.deepEqual(c.rollout, { groupSize: 8, promptsPerStep: 8, maxNewTokens: 256, temperature: 1, topK: 0, topP: 1, maskTruncated: false });
   assert.deepEqual(c.algo, {
     advantage: { mode: 'mean', eps: 1e-6, baseline: 0 },
-    blend: { mode: 'additive', rewardWeight: 1, distillEstimator: 'k2' },
+    blend: { mode: 'additive', rewardWeight: 1, distillEstimator: 'k2', divergence: 'sampled', topK: 20, jsdBeta: 0.5 },
     lambdaSchedule: { kind: 'constant', lambda: 1, final: 0, warmupSteps: 0 },
     gamma: 0,
   });
@@ -172,6 +172,8 @@ const RULE_CASES: { rule: string; patch: Record<string, unknown>; problem: RegEx
   { rule: 'blend modes get', patch: { algo: { blend: { mode: 'loss', distillCoef: 0 } } }, problem: /^algo\.blend\.distillCoef: .*got 0$/ },
   { rule: 'blend modes get', patch: { algo: { blend: { mode: 'masked' } } }, problem: /^algo\.blend\.rewardThreshold: blend mode "masked" needs algo\.blend\.rewardThreshold/ },
   { rule: 'blend modes get', patch: { algo: { blend: { mode: 'loss', distillCoef: 0.1, distillEstimator: 'k1' } } }, problem: /^algo\.blend\.distillEstimator: k1 as a loss has zero expected gradient/ },
+  { rule: 'a top-k divergence only', patch: { algo: { blend: { divergence: 'topk_fkl' } } }, problem: /^algo\.blend\.divergence: divergence "topk_fkl" is a distillation loss: it needs algo\.blend\.mode loss/ },
+  { rule: 'a top-k divergence only', patch: { algo: { blend: { mode: 'loss', distillCoef: 1, divergence: 'topk_rkl' } }, train: { step: 'layered' } }, problem: /^train\.step: algo\.blend\.divergence "topk_rkl" needs .* only the fused train step computes/ },
   { rule: 'a teacher exists', patch: { teachers: [] }, problem: /^teachers: blend mode "additive" scores rollouts with a teacher, but teachers is empty; .*grpo/ },
   { rule: 'a teacher exists', patch: { teachers: [{ kind: 'local', path: 'a' }, { kind: 'local', path: 'b' }] }, problem: /^teachers\[1\]\.id: "teacher" is already the id of another teacher/ },
   { rule: 'routing names', patch: { routing: { byTag: { add: 'tutor' } } }, problem: /^routing\.byTag\.add: "tutor" is not a defined teacher; teacher ids: teacher$/ },

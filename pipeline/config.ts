@@ -147,6 +147,6 @@ export function policyLossOptions(c: RunConfig): PolicyLossOptions {
     clipLow,
     clipHigh,
     ...(refKl ? { refKl: { beta: refKl.beta, estimator: refKl.estimator } } : {}),
-    ...(b.mode === 'loss' ? { distill: { coef: b.distillCoef!, estimator: b.distillEstimator } } : {}),
+    ...(b.mode === 'loss' ? { distill: { coef: b.distillCoef!, estimator: b.distillEstimator, ...(b.divergence !== 'sampled' ? { divergence: { name: b.divergence, topK: b.topK, beta: b.jsdBeta } } : {}) } } : {}),
   };
 }

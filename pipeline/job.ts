@@ -127,7 +127,10 @@ export async function buildJob(c: RunConfig, runDir: string | RunDir, o: { log?:
   const [student, tokenizer] = await Promise.all([loadModelDir(sdir), loadTokenizer(sdir)]);
   const loraCfg = studentLora(c.student);
   const lora = loraCfg ? await prepareLoraStudent(run.dir, student, loraCfg, c.run.seed) : undefined;
-  const teachers = await openTeachers(c.algo.blend.mode === 'grpo' ? [] : c.teachers, {
+  // a top-k divergence asks for the teacher's top-k: a local teacher computes it only when opened with that k
+  const topK = policyLossOptions(c).distill?.divergence?.topK;
+  const specs = c.teachers.map((t) => (topK && t.kind === 'local' ? { ...t, topK } : t));
+  const teachers = await openTeachers(c.algo.blend.mode === 'grpo' ? [] : specs, {
     threads: c.runtime.threads, device: c.runtime.device, defaultTokenizer: sdir, cacheDir: join(c.run.outDir, 'score-cache'), routing: c.routing,
   });
   try {

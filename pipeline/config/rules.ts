@@ -65,6 +65,17 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
+    about: 'a top-k divergence only in blend mode loss, on the fused train step of a full (non-LoRA) student',
+    check(c, report) {
+      const b = c.algo.blend;
+      if (b.divergence === 'sampled') return;
+      if (b.mode !== 'loss')
+        report(['algo', 'blend', 'divergence'], `divergence "${b.divergence}" is a distillation loss: it needs algo.blend.mode loss (with distillCoef > 0), but the mode is "${b.mode}"; set mode loss, or divergence sampled`);
+      if (c.train.step === 'layered')
+        report(['train', 'step'], `algo.blend.divergence "${b.divergence}" needs the student's log-probs at the teacher's top-k ids, which only the fused train step computes; set train.step fused (or auto for a small student), or divergence sampled`);
+    },
+  },
+  {
     about: 'a teacher exists unless the blend mode is grpo; teacher ids are unique',
     check(c, report) {
       const mode = c.algo.blend.mode;

@@ -158,6 +158,8 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
   const stop = stopTokenIds(tok, c);
   const padId = tok.padTokenId ?? stop[0] ?? 0;
   const G = s.sampling.groupSize;
+  // a top-k divergence (student/train/divergences.ts): teachers are asked for their top-k, the train step gets it
+  const topK = s.loss.distill?.divergence?.topK;
 
   /** Rollouts, rewards, teacher scores and advantages of `step`, sampled or replayed, stored before it trains. */
   const prepare = async (step: number, cursor: EpochCursor, gen: Generator) => {
@@ -167,7 +169,7 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
     const rng = new Rng(stepSeed(s.seed, step));
     const ro = stored
       ? replayed(stored, records, step, G)
-      : await rolloutStage(step, records, { generator: gen, tokenizer: tok, reward: job.reward, correct: job.correct, teacher: job.teacher, teachers: job.teachers, stopTokenIds: stop, padId }, s.sampling, rng);
+      : await rolloutStage(step, records, { generator: gen, tokenizer: tok, reward: job.reward, correct: job.correct, teacher: job.teacher, teachers: job.teachers, teacherTopK: topK, stopTokenIds: stop, padId }, s.sampling, rng);
     // the same records, now with advantages: what the shard stores and the train step packs
     const adv = advantageStep(ro.groups, { ...s.advantages, lambda: lambdaAt(s.lambda, step - 1, s.steps), accuracy: job.correct !== undefined });
     if (!stored) await hooks.onRollouts?.(step, adv.rollouts);
@@ -194,7 +196,7 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
     if (!skipReason) {
       const lr = lrAt({ lr: s.lr, warmupSteps: s.warmupSteps, kind: s.lrSchedule ?? 'constant' }, step, s.steps);
       // the train graph takes teacher log-probs only when it adds the k2 distillation loss
-      const r = await trainEpochs(trainer, p.adv.rollouts, s, { padId, lr, distill: p.adv.distillCoef > 0 });
+      const r = await trainEpochs(trainer, p.adv.rollouts, s, { padId, lr, distill: p.adv.distillCoef > 0 && !topK, topK, vocabRows: c.vocabSize });
       train = { ...r.metrics, lr, updates: r.updates };
       if (r.skipped) skipReason = 'non-finite loss or gradient';
     }
@@ -269,7 +271,7 @@ function replayed(rows: readonly RolloutRow[], records: readonly TaskRecord[], s
 }
 
 /** μ epochs over the step's rollouts, each split into `minibatches` optimizer updates (by group). */
-async function trainEpochs(trainer: StepTrainer, rollouts: readonly RolloutRow[], s: OpdSettings, { padId, lr, distill }: { padId: number; lr: number; distill: boolean }) {
+async function trainEpochs(trainer: StepTrainer, rollouts: readonly RolloutRow[], s: OpdSettings, { padId, lr, distill, topK, vocabRows }: { padId: number; lr: number; distill: boolean; topK?: number; vocabRows: number }) {
   const perGroup = s.sampling.groupSize;
   const groups = rollouts.length / perGroup;
   const size = Math.ceil(groups / s.minibatches) * perGroup;
@@ -279,7 +281,7 @@ async function trainEpochs(trainer: StepTrainer, rollouts: readonly RolloutRow[]
   for (let e = 0; e < s.epochs; e++) {
     for (let at = 0; at < rollouts.length; at += size) {
       const mb = rollouts.slice(at, at + size);
-      const feeds = packPolicyBatch(mb, { padId, aggregation: s.aggregation, maxCompletionLen: s.maxCompletionLen, temperature: s.sampling.temperature || 1, maskTruncated: s.maskTruncated, distill });
+      const feeds = packPolicyBatch(mb, { padId, aggregation: s.aggregation, maxCompletionLen: s.maxCompletionLen, temperature: s.sampling.temperature || 1, maskTruncated: s.maskTruncated, distill, topK, vocabRows });
       const r = await trainer.step(s.microBatches > 1 ? splitMicroBatches(feeds, s.microBatches) : feeds, lr);
       if (updates === 0) metrics = r.metrics; // the first update is on-policy: its ratio/clip stats are the step's
       skipped ||= r.skipped;

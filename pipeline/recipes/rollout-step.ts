@@ -14,7 +14,7 @@ import type { Tokenizer } from '../../data/tokenizer/types.ts';
 import type { RewardFn } from '../../data/rewards/index.ts';
 import type { TaskRecord } from '../../data/tasks/registry.ts';
 import type { Generator } from '../../student/generate/generate.ts';
-import type { Teacher } from '../../teacher/types.ts';
+import type { Teacher, TeacherScore } from '../../teacher/types.ts';
 import { type TeacherRoutes, routeTeachers } from '../algo/routing.ts';
 
 export interface SamplingSettings {
@@ -43,6 +43,8 @@ export interface RolloutDeps {
   teacher: Teacher | null;
   /** Several teachers, chosen per prompt by its tag (multi-teacher OPD); replaces `teacher`. */
   teachers?: TeacherSet;
+  /** Ask the teacher(s) for their top-k per completion token too (a top-k divergence, student/train/divergences.ts); 0/absent: no. */
+  teacherTopK?: number;
   stopTokenIds: readonly number[];
   padId: number;
 }
@@ -83,7 +85,8 @@ export async function rolloutStage(step: number, records: readonly TaskRecord[],
       const r = records[Math.floor(i / s.groupSize)]!;
       return { ids: [...expanded[i]!, ...c.tokens], start: expanded[i]!.length, context: { prompt: r.prompt, messages: r.messages, samplerLogprobs: c.logprobs.map(Math.fround) } };
     });
-    const scores = d.teachers ? await scoreRouted(d.teachers, records, s.groupSize, requests) : await d.teacher!.score(requests);
+    const topk = d.teacherTopK ? { topK: d.teacherTopK } : undefined;
+    const scores = d.teachers ? await scoreRouted(d.teachers, records, s.groupSize, requests, topk) : await d.teacher!.score(requests, topk);
     return { scores, seconds: (performance.now() - r0) / 1e3 };
   })();
   const [rw, ts] = await Promise.all([rewardsP, teacherP]);
@@ -100,6 +103,8 @@ export async function rolloutStage(step: number, records: readonly TaskRecord[],
       // computes the same advantages as the step that wrote it
       samplerLogprobs: c.logprobs.map(Math.fround),
       teacherLogprobs: ts.scores?.[i]!.logprobs.map(Math.fround) ?? [],
+      // the teacher's top-k (flattened [C·k], float32 like the shard) when a top-k divergence asked for it
+      ...topkColumns(d.teacherTopK, ts.scores?.[i]),
       advantages: [], // filled in by the advantages stage
       reward: rw.rewards[i]!,
       correct: d.correct?.(records[p]!, texts[i]!, rw.rewards[i]!) ?? false,
@@ -114,7 +119,7 @@ export async function rolloutStage(step: number, records: readonly TaskRecord[],
 }
 
 /** Each prompt's rollouts go to the teacher its tag routes to; all teachers score concurrently. */
-export async function scoreRouted(set: TeacherSet, records: readonly TaskRecord[], groupSize: number, requests: Parameters<Teacher['score']>[0]) {
+export async function scoreRouted(set: TeacherSet, records: readonly TaskRecord[], groupSize: number, requests: Parameters<Teacher['score']>[0], opts?: { topK?: number }) {
   const ids = routeTeachers(records.map((r) => r.tag), records.map(() => groupSize), set.routes).flat();
   const byTeacher = new Map<string, number[]>();
   ids.forEach((id, i) => byTeacher.set(id, [...(byTeacher.get(id) ?? []), i]));
@@ -123,9 +128,18 @@ export async function scoreRouted(set: TeacherSet, records: readonly TaskRecord[
     [...byTeacher].map(async ([id, rows]) => {
       const t = set.byId.get(id);
       if (!t) throw new Error(`routing names teacher "${id}", which is not open; known: ${[...set.byId.keys()].join(', ')}`);
-      const scores = await t.score(rows.map((i) => requests[i]!));
+      const scores = await t.score(rows.map((i) => requests[i]!), opts);
       rows.forEach((i, k) => (out[i] = scores[k]!));
     }),
   );
   return out;
+}
+
+/** The rollout record's top-k columns from a teacher score (k = 0: empty). */
+function topkColumns(k: number | undefined, score: TeacherScore | undefined): Pick<RolloutRow, 'teacherTopK' | 'teacherTopIds' | 'teacherTopLogprobs'> {
+  if (!k || !score) return { teacherTopK: 0, teacherTopIds: [], teacherTopLogprobs: [] };
+  const n = score.logprobs.length;
+  if (score.topIds?.length !== n || score.topLogprobs?.length !== n || score.topIds.some((r) => r.length !== k) || score.topLogprobs.some((r) => r.length !== k))
+    throw new Error(`the teacher answered a top-${k} request without ${k} alternatives at each of its ${n} positions; a top-k divergence needs a teacher that returns top-k (e.g. a local one, or a server allowing k = ${k})`);
+  return { teacherTopK: k, teacherTopIds: score.topIds.flat(), teacherTopLogprobs: score.topLogprobs.flat().map(Math.fround) };
 }
