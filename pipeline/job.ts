@@ -38,6 +38,9 @@ import { loadModelDir } from '../student/model/weights.ts';
 import { collectGarbage } from '../engine/runtime/session.ts';
 import { type OpenTeachers, openTeachers } from '../teacher/open.ts';
 import { preflight } from '../teacher/preflight.ts';
+import { AlignedTeacher, wrapTeachers } from '../teacher/aligned.ts';
+import { type ChatTemplateMode, chatStopIds, usesTemplate } from '../data/chat.ts';
+import { stopTokenIds } from '../student/generate/generate.ts';
 import { type RunConfig, blendSpec, policyLossOptions } from './config.ts';
 import { studentLora, studentPath } from './config/sources.ts';
 import { type EvalModel, type EvalResult, type Scoring, evaluateRecords, samplesJsonl } from './eval.ts';
@@ -134,13 +137,19 @@ export async function buildJob(c: RunConfig, runDir: string | RunDir, o: { log?:
     threads: c.runtime.threads, device: c.runtime.device, defaultTokenizer: sdir, cacheDir: join(c.run.outDir, 'score-cache'), routing: c.routing,
   });
   try {
-    for (const t of teachers.list) {
-      if (t.spec.kind !== 'local') continue;
-      const pf = preflight({ tokenizer, vocabRows: student.config.vocabSize }, { tokenizer: t.tokenizer, vocabRows: t.teacher.identity.vocabSize });
-      pf.notes.forEach((n) => log.info(`teacher ${t.id}: ${n}`));
-    }
     const data = await loadRunData(c, tokenizer, { rejectsDir: run.dir });
     data.notes.forEach((n) => (n.startsWith('warning: ') ? log.warn(n.slice(9)) : log.info(n)));
+    // R9 / issue 12: how each teacher's scores reach the student's tokens (teacher/preflight.ts); a teacher
+    // with another tokenizer or rendering scores through teacher/aligned.ts, one that cannot is refused
+    const chat = c.data as { chatTemplate?: ChatTemplateMode; chatTemplateKwargs?: Record<string, unknown> };
+    const conversational = data.train.some((r) => usesTemplate(r, chat));
+    wrapTeachers(teachers, (t) => {
+      const pf = preflight({ tokenizer, vocabRows: student.config.vocabSize }, { tokenizer: t.tokenizer, vocabRows: t.teacher.identity.vocabSize }, { conversational, chatTemplateKwargs: chat.chatTemplateKwargs });
+      [...pf.report, ...pf.notes].forEach((n) => log.info(`teacher ${t.id}: ${n}`));
+      if (pf.path === 'exact') return null;
+      const studentStopIds = chatStopIds(tokenizer, stopTokenIds(tokenizer, student.config), conversational, chat.chatTemplateKwargs);
+      return new AlignedTeacher(t.teacher, { student: tokenizer, teacher: t.tokenizer, studentStopIds, chat });
+    });
     const reward = await combine(c.rewards, { timeoutMs: c.rollout.rewardTimeoutS * 1000 });
     const score = data.test.length ? heldOutScorer(c, run, { reward, correct: data.correct }, data.test) : null;
     if (!score) log.warn(`data.path ${'path' in c.data ? c.data.path : ''} has no held-out split: no held-out evaluation (run.evalEvery is unused); set data.test to a file or a fraction, e.g. 0.1`);

@@ -3,10 +3,11 @@
 //
 // For each request (the student's prompt + completion ids, with `context`: the prompt text or
 // conversation and the sampler's log-probs) the AlignedTeacher
-//   1. renders the prompt the teacher's way: a conversation through the TEACHER's chat template with the
-//      generation prompt (tokenized without added special tokens, as transformers' apply_chat_template
-//      does: the template writes them), or the plain prompt text (tokenized with them, as the student's
-//      is);
+//   1. renders the prompt the teacher's way, by the rule the student's prompt follows (data/chat.ts
+//      encodePrompt, the run's data.chatTemplate mode and kwargs) but with the TEACHER's tokenizer and
+//      chat template: a conversation through its template with the generation prompt (tokenized without
+//      added special tokens, as transformers' apply_chat_template does), or the plain prompt text
+//      (tokenized with them, as the student's is);
 //   2. turns the student's completion tokens into text (teacher/align.ts studentTextBytes: invalid bytes
 //      become U+FFFD, a character cut off at the end is dropped) and tokenizes it with the teacher's
 //      tokenizer on its own, so the prompt/completion join is a token boundary on both sides;
@@ -34,8 +35,10 @@
 // must be (one finite number per student completion token). The score cache sits below this wrapper
 // and stores the teacher's own token scores, keyed by the teacher's token ids.
 
+import { encodePrompt, endOfTurn, type PromptRenderOptions, usesTemplate } from '../data/chat.ts';
 import type { Tokenizer } from '../data/tokenizer/types.ts';
 import { AlignError, alignTokens, type Span, studentTextBytes, teacherTokens, tokenBytesOf, type TokenBytes } from './align.ts';
+import type { OpenedTeacher, OpenTeachers } from './open.ts';
 import { type Teacher, type TeacherRequest, type TeacherScore, TeacherScoreError } from './types.ts';
 
 export interface AlignedTeacherOptions {
@@ -45,6 +48,8 @@ export interface AlignedTeacherOptions {
   teacher: Tokenizer;
   /** Ids that end a student completion (the sampler's stop ids); default the student tokenizer's EOS ids. */
   studentStopIds?: readonly number[];
+  /** How prompts are rendered (data.chatTemplate / chatTemplateKwargs, as for the student; data/chat.ts). */
+  chat?: PromptRenderOptions;
 }
 
 /** One request's plan: what the inner teacher scores and how its scores map back. */
@@ -86,20 +91,17 @@ export class AlignedTeacher implements Teacher {
   /** The teacher's end-of-turn id (see the header), or null when it has none. */
   teacherEndOfTurn(chat: boolean): number | null {
     if (chat) {
-      this.endOfTurnId ??= endOfTurnOf(this.o.teacher);
+      if (this.endOfTurnId === undefined) this.endOfTurnId = endOfTurnOf(this.o.teacher, this.o.chat?.chatTemplateKwargs);
       return this.endOfTurnId;
     }
     return this.o.teacher.eosTokenIds[0] ?? null;
   }
 
-  /** The teacher's prompt ids for a request's context. */
+  /** The teacher's prompt ids for a request's context: data/chat.ts encodePrompt with the teacher's tokenizer and template. */
   teacherPrompt(req: TeacherRequest): { ids: number[]; chat: boolean } {
     const ctx = req.context!;
-    if (ctx.messages?.length) {
-      const text = this.o.teacher.applyChatTemplate([...ctx.messages], { addGenerationPrompt: true });
-      return { ids: this.o.teacher.encode(text, { addSpecialTokens: false }), chat: true };
-    }
-    return { ids: this.o.teacher.encode(ctx.prompt), chat: false };
+    const record = { prompt: ctx.prompt, messages: ctx.messages ? [...ctx.messages] : undefined };
+    return { ids: encodePrompt(this.o.teacher, record, this.o.chat), chat: usesTemplate(record, this.o.chat) };
   }
 
   plan(req: TeacherRequest, index: number): AlignPlan {
@@ -180,25 +182,33 @@ export function validateAlignedScore(req: TeacherRequest, s: TeacherScore, index
   if (bad >= 0) throw new TeacherScoreError(index, `aligned value at completion position ${bad} is ${s.logprobs[bad]} (must be finite)`);
 }
 
-const PROBE = 'opd end-of-turn probe';
-
-/** The special token the template writes right after an assistant message's content; else the first EOS id. */
-export function endOfTurnOf(tok: Tokenizer): number | null {
+/** The teacher's end of turn: its template's (data/chat.ts endOfTurn), else its first EOS id; null when it has neither. */
+export function endOfTurnOf(tok: Tokenizer, kwargs?: Record<string, unknown>): number | null {
   try {
-    const text = tok.applyChatTemplate([
-      { role: 'user', content: 'hi' },
-      { role: 'assistant', content: PROBE },
-    ]);
-    const at = text.lastIndexOf(PROBE);
-    if (at >= 0) {
-      const special = new Set(tok.specialTokens.values());
-      const first = tok.encode(text.slice(at + PROBE.length), { addSpecialTokens: false }).find((id) => special.has(id));
-      if (first !== undefined) return first;
-    }
+    const eot = endOfTurn(tok, kwargs);
+    if (eot) return eot.id;
   } catch {
-    // no template: fall back to EOS
+    // no template: EOS ends a turn
   }
   return tok.eosTokenIds[0] ?? null;
 }
 
 export { AlignError };
+
+/**
+ * Put `wrap(t)` in place of every teacher of `opened` for which it returns one (e.g. an AlignedTeacher),
+ * in the list, byId, single and routed alike; close() still closes each backend once.
+ */
+export function wrapTeachers(opened: OpenTeachers, wrap: (t: OpenedTeacher) => Teacher | null): OpenTeachers {
+  let changed = false;
+  opened.list.forEach((t, i) => {
+    const w = wrap(t);
+    if (w) [opened.list[i], changed] = [{ ...t, teacher: w }, true];
+  });
+  if (!changed) return opened;
+  const byId = new Map(opened.list.map((t) => [t.id, t.teacher]));
+  opened.byId = byId;
+  opened.single = opened.list.length === 1 ? opened.list[0]!.teacher : null;
+  if (opened.routed) opened.routed = { byId, routes: opened.routed.routes };
+  return opened;
+}
