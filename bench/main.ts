@@ -5,6 +5,7 @@
 import { engineBench } from './engine.ts';
 import { lmBench } from './lm.ts';
 import { pipelineBench } from './pipeline.ts';
+import { queueBench } from './queue.ts';
 import { realSizeBench } from './realsize.ts';
 import { scaleBench } from './scale.ts';
 import { teacherBench } from './teacher.ts';
@@ -16,13 +17,14 @@ const suites: Record<string, (log: (s: string) => void) => Promise<Record<string
   pipeline: pipelineBench,
   scale: scaleBench,
   realsize: realSizeBench,
+  queue: queueBench,
 };
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
 const names = args.filter((a) => !a.startsWith('--'));
-// the real-size suites take minutes and GBs: run them by name
-const chosen = names.length ? names : Object.keys(suites).filter((n) => n !== 'scale' && n !== 'realsize');
+// the real-size suites take minutes and GBs, the queue suite a redis-server: run them by name
+const chosen = names.length ? names : Object.keys(suites).filter((n) => n !== 'scale' && n !== 'realsize' && n !== 'queue');
 const log = (s: string) => (json ? process.stderr.write(s + '\n') : console.log(s));
 const result: Record<string, unknown> = {};
 for (const name of chosen) {

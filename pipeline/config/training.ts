@@ -20,6 +20,7 @@ export const RolloutSection = z
     topP: z.number().gt(0).max(1).default(1).describe('Nucleus sampling mass (fraction; 1 = off)'),
     maskTruncated: z.boolean().default(false).describe('Leave truncated rollouts out of the loss (they are still logged)'),
     rewardTimeoutS: z.number().gt(0).default(30).describe('Time limit of one reward-module call (seconds); a call that takes longer is stopped and the job fails naming the reward and the record'),
+    slicePrompts: count(1).default(8).describe('Prompts per sampling slice (count): a step samples its prompts in slices of this many, each with its own seed, in-process or as one queue job each (docs/deploy.md)'),
   })
   .describe('Sampling the student: G rollouts per prompt');
 
@@ -68,6 +69,15 @@ export const AlgoSection = z
     blend: BlendSection.prefault({}),
     lambdaSchedule: LambdaSection.prefault({}),
     gamma: z.number().min(0).max(1).default(0).describe('γ discounting the teacher reward over later completion tokens (unitless; 0 = per-token)'),
+    objective: z
+      .enum(['opd', 'sft_teacher'])
+      .default('opd')
+      .describe("What the student learns from: opd (its own rollouts, rewards and the teacher's scores, as blended above) or sft_teacher, the off-policy baseline: the teacher samples G completions of the same prompts each step and the student is trained on them with SFT (next-token cross-entropy); the blend and λ are unused"),
+    sftTeacher: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Objective sft_teacher: the id of the teacher that samples (a local teacher with a Hugging Face model directory; default routing.defaultTeacher, else the first teacher)'),
   })
   .describe('Advantages: group term, teacher term, blend');
 

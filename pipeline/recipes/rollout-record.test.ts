@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { tableFromIPC, tableToIPC } from 'apache-arrow';
-import { Rng } from '../../engine/rng.ts';
 import { type RolloutRow, rolloutSchema, rolloutsToTable, tableToRollouts } from '../../data/schemas.ts';
 import type { TaskRecord } from '../../data/tasks/types.ts';
 import type { Tokenizer } from '../../data/tokenizer/types.ts';
@@ -35,7 +34,7 @@ const settings: AdvantageSettings = { groupMode: 'mean', eps: 1e-6, baseline: 0,
 
 async function sample(withTeacher: boolean) {
   const deps = { generator, tokenizer, reward: async (_p: string, c: string) => (c === '1' || c === '2' ? 1 : 0), correct: (r: TaskRecord, c: string) => c === r.answer, teacher: withTeacher ? teacher : null, stopTokenIds: [0], padId: 0 };
-  return rolloutStage(7, records, deps, sampling, new Rng(1));
+  return rolloutStage(7, records, deps, sampling, 1);
 }
 
 const shard = (rows: readonly RolloutRow[]) => tableToRollouts(tableFromIPC(tableToIPC(rolloutsToTable(rows))));

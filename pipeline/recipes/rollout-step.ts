@@ -1,19 +1,28 @@
 // The sampling half of one GRPO-OPD step: G completions per prompt from the student, a reward for
 // each, and the teacher's log-prob of every completion token.
 //
-// Rewards are computed while the teacher scores (they are independent), and the teacher call is
-// one batched request for the whole step, so an HTTP teacher sees up to its concurrency bound
-// of requests in flight. Completion text for rewards is decoded without special tokens.
+// The step's prompts are sampled in slices of `slicePrompts` prompts (default: one slice), slice k
+// with an Rng seeded from (the step's seed, k), and each slice's rollouts are scored by the teacher
+// in one batched call. The slices are the unit of work everywhere: in-process they run here one
+// after another; with a queue (pipeline/queue/) each is one rollout job and one teacher job per
+// teacher, so a step's bytes do not depend on how many workers ran it (batched float math can
+// depend on batch composition, so the batches themselves must not). Teacher calls of all slices
+// are in flight together, so an HTTP teacher sees up to its concurrency bound of requests.
+// Rewards are computed while the teacher scores (they are independent). Completion text for
+// rewards is decoded without special tokens (so no template tokens such as <|im_end|>).
+// Prompts are encoded by data/chat.ts encodePrompt: a conversational record through the student's
+// chat template (data.chatTemplate), a plain one as tokenizer.encode(prompt), as always.
 //
 // Here each generator `Completion` becomes the one rollout record (data/schemas.ts `RolloutRow`)
 // that the advantages stage, the rollout shard and the train batch all take as it is.
 
-import type { Rng } from '../../engine/rng.ts';
+import { Rng } from '../../engine/rng.ts';
+import { encodePrompt, type PromptRenderOptions } from '../../data/chat.ts';
 import type { RolloutRow } from '../../data/schemas.ts';
 import type { Tokenizer } from '../../data/tokenizer/types.ts';
 import type { RewardFn } from '../../data/rewards/index.ts';
 import type { TaskRecord } from '../../data/tasks/registry.ts';
-import type { Generator } from '../../student/generate/generate.ts';
+import type { Completion, GenerateOptions, Generator } from '../../student/generate/generate.ts';
 import type { Teacher, TeacherScore } from '../../teacher/types.ts';
 import { type TeacherRoutes, routeTeachers } from '../algo/routing.ts';
 
@@ -23,7 +32,15 @@ export interface SamplingSettings {
   temperature: number;
   topK?: number;
   topP?: number;
+  /** Prompts per sampling slice (see the header); default: all the step's prompts in one slice. */
+  slicePrompts?: number;
 }
+
+/** Samples one slice of prompts with an Rng seeded from `seed`: the local generator, or a queue job. */
+export type SampleSlice = (prompts: readonly (readonly number[])[], o: Omit<GenerateOptions, 'rng'>, seed: number) => Promise<Completion[]>;
+
+/** Slice k's sampler seed, from the step's seed; slice 0 keeps the step's seed. */
+export const sliceSeed = (stepSeed: number, k: number) => (k === 0 ? stepSeed >>> 0 : (Math.imul(stepSeed ^ 0x5bd1e995, 0x27d4eb2d) + Math.imul(k, 0x165667b1)) >>> 0);
 
 export interface RolloutStageResult {
   /** `groups[p]` holds the G rollouts of prompt p, advantages still empty. */
@@ -34,7 +51,9 @@ export interface RolloutStageResult {
 }
 
 export interface RolloutDeps {
-  generator: Generator;
+  generator: Pick<Generator, 'generate'>;
+  /** Replaces the generator's sampling (a queue's rollout jobs); takes the same slices and seeds. */
+  sample?: SampleSlice;
   tokenizer: Tokenizer;
   reward: RewardFn;
   /** Whether a rollout counts as correct, given its reward; absent when the data has no notion of correctness. */
@@ -47,6 +66,8 @@ export interface RolloutDeps {
   teacherTopK?: number;
   stopTokenIds: readonly number[];
   padId: number;
+  /** How prompts are rendered (data.chatTemplate / chatTemplateKwargs); default 'auto'. */
+  chat?: PromptRenderOptions;
 }
 
 /** Teachers by id and the routes from prompt tags to ids (pipeline/algo/routing.ts). */
@@ -55,20 +76,21 @@ export interface TeacherSet {
   routes: TeacherRoutes;
 }
 
-/** The rollouts of optimizer step `step` for `records` (prompt p is group p). */
-export async function rolloutStage(step: number, records: readonly TaskRecord[], d: RolloutDeps, s: SamplingSettings, rng: Rng): Promise<RolloutStageResult> {
-  const promptIds = records.map((r) => d.tokenizer.encode(r.prompt));
+/** The rollouts of optimizer step `step` for `records` (prompt p is group p), sampled from `seed` (opd.ts stepSeed). */
+export async function rolloutStage(step: number, records: readonly TaskRecord[], d: RolloutDeps, s: SamplingSettings, seed: number): Promise<RolloutStageResult> {
+  const promptIds = records.map((r) => encodePrompt(d.tokenizer, r, d.chat));
   const expanded = promptIds.flatMap((ids) => new Array<readonly number[]>(s.groupSize).fill(ids));
+  const sample: SampleSlice = d.sample ?? ((prompts, o, sd) => d.generator.generate(prompts as number[][], { ...o, rng: new Rng(sd) }));
+  const opts = { maxNewTokens: s.maxNewTokens, temperature: s.temperature, topK: s.topK, topP: s.topP, stopTokenIds: d.stopTokenIds, padId: d.padId };
+  const per = Math.max(1, s.slicePrompts ?? records.length) * s.groupSize;
+  const slices: Array<[number, number]> = [];
+  for (let at = 0; at < expanded.length; at += per) slices.push([at, Math.min(at + per, expanded.length)]);
   const t0 = performance.now();
-  const completions = await d.generator.generate(expanded as number[][], {
-    maxNewTokens: s.maxNewTokens,
-    temperature: s.temperature,
-    topK: s.topK,
-    topP: s.topP,
-    stopTokenIds: d.stopTokenIds,
-    rng,
-    padId: d.padId,
-  });
+  // a remote sampler runs every slice at once (one job each); the local generator one after another
+  const parts = d.sample
+    ? await Promise.all(slices.map(([a, b], k) => sample(expanded.slice(a, b), opts, sliceSeed(seed, k))))
+    : await slices.reduce(async (acc, [a, b], k) => [...(await acc), await sample(expanded.slice(a, b), opts, sliceSeed(seed, k))], Promise.resolve([] as Completion[][]));
+  const completions = parts.flat();
   const t1 = performance.now();
   const texts = completions.map((c) => d.tokenizer.decode(c.tokens, { skipSpecialTokens: true }));
   const rewardsP = (async () => {
@@ -86,8 +108,10 @@ export async function rolloutStage(step: number, records: readonly TaskRecord[],
       return { ids: [...expanded[i]!, ...c.tokens], start: expanded[i]!.length, context: { prompt: r.prompt, messages: r.messages, samplerLogprobs: c.logprobs.map(Math.fround) } };
     });
     const topk = d.teacherTopK ? { topK: d.teacherTopK } : undefined;
-    const scores = d.teachers ? await scoreRouted(d.teachers, records, s.groupSize, requests, topk) : await d.teacher!.score(requests, topk);
-    return { scores, seconds: (performance.now() - r0) / 1e3 };
+    const perSlice = await Promise.all(
+      slices.map(([a, b]) => (d.teachers ? scoreRouted(d.teachers, records.slice(a / s.groupSize, b / s.groupSize), s.groupSize, requests.slice(a, b), topk) : d.teacher!.score(requests.slice(a, b), topk))),
+    );
+    return { scores: perSlice.flat(), seconds: (performance.now() - r0) / 1e3 };
   })();
   const [rw, ts] = await Promise.all([rewardsP, teacherP]);
   const groups: RolloutRow[][] = records.map(() => []);

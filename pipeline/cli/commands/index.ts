@@ -22,5 +22,6 @@ export const commands: readonly CommandEntry[] = [
   { name: 'score', load: async () => (await import('./score.ts')).score },
   { name: 'sft', load: async () => (await import('./sft.ts')).sft },
   { name: 'eval', load: async () => (await import('./eval.ts')).evalCommand },
+  { name: 'worker', load: async () => (await import('./worker.ts')).worker },
   { name: 'teacher serve', load: async () => (await import('./teacher-serve.ts')).teacherServe },
 ];

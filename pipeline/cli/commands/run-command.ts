@@ -9,12 +9,13 @@ import { checkInputPaths, loadRunConfig, parseRunConfig } from '../../config.ts'
 import { flag } from '../args.ts';
 import type { Command } from '../command.ts';
 import { guardStartup, thisCommand } from '../startup-signals.ts';
+import { QUEUE_OPTIONS, QUEUE_USAGE, queueOptions } from './worker.ts';
 
 export const run: Command = {
   name: 'run',
   summary: 'run a GRPO on-policy distillation job from a config (resumes an unfinished run of the same name)',
-  usage: 'run CONFIG.json [--set path=value ...] [--force]',
-  options: { set: { type: 'string', multiple: true }, force: { type: 'boolean' } },
+  usage: `run CONFIG.json [--set path=value ...] [--force] ${QUEUE_USAGE}`,
+  options: { set: { type: 'string', multiple: true }, force: { type: 'boolean' }, ...QUEUE_OPTIONS },
   positionals: 1,
   async run({ values, positionals }) {
     const file = positionals[0];
@@ -25,7 +26,7 @@ export const run: Command = {
     const c = loadRunConfig(file, sets);
     checkInputPaths(c, file, sets);
     const { startRun, signalExitCode } = await import('./run.ts');
-    const summary = await startRun(c, { force: flag(values, 'force'), handleSignals: true, again });
+    const summary = await startRun(c, { force: flag(values, 'force'), handleSignals: true, again, queue: queueOptions(values) });
     console.log(summary.run_dir);
     return summary.stopped_by ? signalExitCode(summary.stopped_by) : 0;
   },
@@ -34,10 +35,10 @@ export const run: Command = {
 export const resume: Command = {
   name: 'resume',
   summary: 'continue an interrupted run from its newest committed checkpoint',
-  usage: 'resume RUN_DIR',
-  options: {},
+  usage: `resume RUN_DIR ${QUEUE_USAGE}`,
+  options: { ...QUEUE_OPTIONS },
   positionals: 1,
-  async run({ positionals }) {
+  async run({ values, positionals }) {
     const dir = positionals[0];
     if (!dir) throw new Error('give the run directory: opd resume RUN_DIR');
     guardStartup((sig) => `opd resume: ${sig} during start-up (loading opd and onnxruntime), before the first step: nothing was committed; start it again with: opd resume ${dir}`);
@@ -46,7 +47,7 @@ export const resume: Command = {
     const c = parseRunConfig(readFrozenConfig(runDirPaths(dir).dir), file);
     checkInputPaths(c, file);
     const { runInDir, signalExitCode } = await import('./run.ts');
-    const summary = await runInDir(c, dir, { handleSignals: true });
+    const summary = await runInDir(c, dir, { handleSignals: true, queue: queueOptions(values) });
     console.log(summary.run_dir);
     return summary.stopped_by ? signalExitCode(summary.stopped_by) : 0;
   },

@@ -36,6 +36,8 @@ export interface RunJobOptions {
   progressEvery?: number;
   /** The command that starts the run again, for the message of a signal during start-up (default: opd resume RUN_DIR). */
   again?: string;
+  /** Sample and score through this queue (`--queue`, pipeline/queue/controller.ts): the run is its controller. */
+  queue?: import('../../queue/controller.ts').QueueRunOptions;
 }
 
 /** Run (or resume) the job of `c` in the existing run directory `runDir`, with progress, log file and signals. */
@@ -85,6 +87,7 @@ export async function runInDir(c: RunConfig, runDir: string, opts: RunJobOptions
     const every = Math.max(1, Math.floor(opts.progressEvery ?? 1));
     const { summary, stopped } = await runJob(c, run, {
       log: logger,
+      queue: opts.queue,
       startedAt: t0,
       shouldStop: () => stopSignal !== undefined,
       onStartupPhase: (what) => (phase = what),
@@ -131,5 +134,5 @@ export async function runInDir(c: RunConfig, runDir: string, opts: RunJobOptions
  * directory holding a different frozen config is refused (naming the changes) unless `force`.
  */
 export async function startRun(c: RunConfig, opts: RunJobOptions & { force?: boolean } = {}): Promise<RunSummary> {
-  return runInDir(c, await prepareRunDir(c, { force: opts.force }), opts);
+  return runInDir(c, await prepareRunDir(c, { force: opts.force, warn: (m) => process.stderr.write(`warning: ${m}\n`) }), opts);
 }

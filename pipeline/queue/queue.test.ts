@@ -1,0 +1,151 @@
+// The queued run (issue 14) on the tiny job, against a throw-away redis-server on loopback:
+// - a controller with 3 `opd worker` processes ends on the same checkpoint bytes as the in-process
+//   run of the same config (4 slices per step: several workers share every step);
+// - the same with one worker kill -9'd while it holds a job (its job runs again elsewhere);
+// - the same with Redis killed and restarted empty mid-run (the controller adds the lost jobs again);
+// - a job that fails every attempt fails the step with a message naming the job, the worker, the error.
+// Skips (with the reason) where redis-server is not installed; .ci/run installs it.
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { openRunDir } from '../rundir.ts';
+import type { OpdSettings, StepRecord } from '../recipes/opd.ts';
+import { runPersisted } from '../recipes/persisted.ts';
+import { TINY_SETTINGS, tinyJob, tinyModels } from '../recipes/tiny-job.ts';
+import { queueJob } from './controller.ts';
+import { type LocalRedis, type WorkerProc, hasRedis, spawnWorker, startRedis } from './redis-server.ts';
+
+const skip = hasRedis() ? false : 'redis-server is not installed (apt-get install redis-server; .ci/run does)';
+const models = mkdtempSync(join(tmpdir(), 'opd-queue-'));
+const SETTINGS: OpdSettings = { ...TINY_SETTINGS, steps: 3, sampling: { ...TINY_SETTINGS.sampling, slicePrompts: 1 } };
+const LOCK_MS = 1500;
+
+let redis: LocalRedis;
+before(async () => {
+  if (skip) return;
+  redis = await startRedis();
+  await tinyModels(models);
+});
+after(async () => {
+  await redis?.stop();
+});
+
+const newRun = () => join(mkdtempSync(join(tmpdir(), 'opd-queue-run-')), 'run');
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+/** Every file of the final checkpoint and every rollout shard, by name → sha256. */
+function runBytes(dir: string, step: number) {
+  const ck = join(dir, 'checkpoints', `step-${String(step).padStart(6, '0')}`);
+  const files = ['model/model.safetensors', 'optimizer.safetensors', 'state.json'].map((f) => [f, sha(readFileSync(join(ck, f)))]);
+  const shards = readdirSync(join(dir, 'shards')).filter((f) => f.endsWith('.arrow')).sort().map((f) => [f, sha(readFileSync(join(dir, 'shards', f)))]);
+  return Object.fromEntries([...files, ...shards]);
+}
+
+/** The tiny job in `dir`, in-process or as the controller of `queue`; `onStep` sees each step. */
+async function run(dir: string, queue?: string, onStep?: (rec: StepRecord) => Promise<void> | void) {
+  const { job, close, tokenizerFrom } = await tinyJob(models, SETTINGS);
+  const dirs = await tinyModels(models);
+  const ctl = queue ? await queueJob(job, [{ id: 't', spec: { id: 't', kind: 'local', path: dirs.teacher }, teacher: job.teacher! }], { url: queue }) : null;
+  await mkdir(dir, { recursive: true });
+  try {
+    const r = await runPersisted(await openRunDir(dir), job, { checkpointEvery: 1, keepLast: 5, tokenizerFrom, onStep: (rec) => onStep?.(rec) });
+    await r.close();
+    return { timings: ctl?.timings ?? [] };
+  } finally {
+    await ctl?.close();
+    await close();
+  }
+}
+
+const worker = (url: string) => spawnWorker(url, { OPD_QUEUE_LOCK_MS: String(LOCK_MS) });
+const jobsDone = (w: WorkerProc) => w.log.filter((l) => /^job \S+ active$/.test(l)).length;
+
+let reference: Record<string, string> | null = null;
+async function referenceBytes() {
+  if (!reference) {
+    const dir = newRun();
+    await run(dir);
+    reference = runBytes(dir, SETTINGS.steps);
+  }
+  return reference;
+}
+
+test('a controller with 3 workers ends on the in-process run\'s checkpoint and shard bytes', { skip, timeout: 300_000 }, async () => {
+  const ref = await referenceBytes();
+  const workers = await Promise.all([worker(redis.url), worker(redis.url), worker(redis.url)]);
+  try {
+    const dir = newRun();
+    const { timings } = await run(dir, redis.url);
+    assert.deepEqual(runBytes(dir, SETTINGS.steps), ref);
+    assert.equal(timings.length, SETTINGS.steps * 4 * 2, 'one rollout and one teacher job per slice (4 slices of 1 prompt) per step');
+    assert.ok(workers.filter((w) => jobsDone(w) > 0).length >= 2, `jobs were shared between workers: ${workers.map(jobsDone)}`);
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+  }
+});
+
+test('a worker kill -9\'d mid-job: its job runs again elsewhere and the run ends on the same bytes', { skip, timeout: 300_000 }, async () => {
+  const ref = await referenceBytes();
+  await redis.restart(); // empty: job ids are content hashes, and the first test's results would be read, not rerun
+  // the victim holds every job for 60 s, so when it is killed it holds one for sure
+  const victim = await spawnWorker(redis.url, { OPD_QUEUE_LOCK_MS: String(LOCK_MS), OPD_WORKER_TEST_STALL_MS: '60000' });
+  const others = await Promise.all([worker(redis.url), worker(redis.url)]);
+  let killedHolding = false;
+  void victim.active().then(() => {
+    killedHolding = true;
+    victim.proc.kill('SIGKILL');
+  });
+  try {
+    const dir = newRun();
+    await run(dir, redis.url);
+    assert.ok(killedHolding, 'the victim was killed while it held a job');
+    assert.equal(victim.proc.signalCode, 'SIGKILL');
+    assert.deepEqual(runBytes(dir, SETTINGS.steps), ref);
+  } finally {
+    await Promise.all([...others, victim].map((w) => w.stop()));
+  }
+});
+
+test('Redis killed and restarted empty mid-run: the controller adds the lost jobs again, same bytes', { skip, timeout: 300_000 }, async () => {
+  const ref = await referenceBytes();
+  await redis.restart();
+  const workers = await Promise.all([worker(redis.url), worker(redis.url)]);
+  let restarted = 0;
+  try {
+    const dir = newRun();
+    await run(dir, redis.url, async (rec) => {
+      if (rec.step !== 1) return;
+      await redis.restart();
+      restarted++;
+    });
+    assert.equal(restarted, 1);
+    assert.deepEqual(runBytes(dir, SETTINGS.steps), ref);
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+  }
+});
+
+test('a job failing every attempt fails the step naming the job, the worker and the error', { skip, timeout: 120_000 }, async () => {
+  const w = await worker(redis.url);
+  const { job, close, tokenizerFrom } = await tinyJob(models, SETTINGS);
+  const ctl = await queueJob(job, [{ id: 't', spec: { id: 't', kind: 'local', path: join(models, 'no-such-teacher') }, teacher: job.teacher! }], { url: redis.url, attempts: 2 });
+  const dir = newRun();
+  await mkdir(dir, { recursive: true });
+  try {
+    await assert.rejects(
+      runPersisted(await openRunDir(dir), job, { checkpointEvery: 1, keepLast: 5, tokenizerFrom }),
+      (e: Error) => {
+        assert.match(e.message, /queue job teacher-0-[0-9a-f]+ \(teacher, step 0\) failed after 2 attempt\(s\): worker [^:]+:\d+: .*no-such-teacher/);
+        return true;
+      },
+    );
+  } finally {
+    await ctl.close();
+    await close();
+    await w.stop();
+  }
+});
