@@ -97,3 +97,17 @@ export function assistantCompletion(tok: Tokenizer, record: Pick<TaskRecord, 'pr
   const at = rest.lastIndexOf(eot.text);
   return at < 0 ? rest : rest.slice(0, at + eot.text.length);
 }
+
+/**
+ * Ids of the assistant reply `content` to the rendered `record`, as the template writes it through its
+ * end of turn (assistantCompletion, else content + end of turn); EOS is appended when the template
+ * writes no end of turn. What SFT trains on and `opd score` scores for a templated record.
+ */
+export function encodeAssistantReply(tok: Tokenizer, record: Pick<TaskRecord, 'prompt' | 'messages'>, content: string, opts: PromptRenderOptions = {}): number[] {
+  const eot = endOfTurn(tok, opts.chatTemplateKwargs);
+  const text = assistantCompletion(tok, record, content, opts) ?? content + (eot?.text ?? '');
+  const ids = tok.encode(text, { addSpecialTokens: false });
+  const eos = tok.eosTokenIds[0];
+  if (!eot && eos !== undefined && ids.at(-1) !== eos) ids.push(eos);
+  return ids;
+}

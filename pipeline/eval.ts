@@ -4,9 +4,12 @@
 // file's test split) with any reward, e.g. the run's own, and any rule, e.g. reward ≥ a threshold.
 //
 // Contracts:
-// - Prompts are encoded as SFT encodes them (tok.encode: the tokenizer's own specials, e.g. BOS),
-//   completions decoded with special tokens skipped (the reward contract, data/rewards/types.ts).
-// - A row stops at the tokenizer's or the model's EOS; a row that hits maxNewTokens without one is
+// - Prompts are encoded as SFT encodes them (data/chat.ts encodePrompt: a plain prompt with the
+//   tokenizer's own specials, e.g. BOS; a conversational record through the model's chat template,
+//   as `chat` says), completions decoded with special tokens skipped (the reward contract,
+//   data/rewards/types.ts), so rewards never see template tokens.
+// - A row stops at the tokenizer's or the model's EOS (and the template's end of turn when prompts
+//   are rendered with it); a row that hits maxNewTokens without one is
 //   scored on what it produced (its text usually fails the check).
 // - Correct ⇔ extractAnswer(completion) is a plain decimal number ("-12", "3.5") numerically equal
 //   to record.answer. Stricter than numeric_match, which takes the first number anywhere in the
@@ -16,9 +19,10 @@
 // - One Generator for the whole evaluation (its sessions are compiled once); a Generator passed in
 //   is reused and left open, so a training loop can evaluate with its own.
 // - temperature > 0 samples with an Rng seeded from `seed`; the default 0 is greedy and needs none.
-// Leaves out: pass@k / several samples per prompt, chat templates (built-in tasks are raw prompts).
+// Leaves out: pass@k / several samples per prompt.
 
 import { Rng } from '../engine/rng.ts';
+import { chatStopIds, encodePrompt, type PromptRenderOptions, usesTemplate } from '../data/chat.ts';
 import { combine, type RewardFn } from '../data/rewards/index.ts';
 import { extractAnswer } from '../data/tasks/answer.ts';
 import type { Split, Task, TaskRecord } from '../data/tasks/types.ts';
@@ -60,6 +64,8 @@ export interface DecodeOptions {
   keepSamples?: number;
   /** Runtime of the Generator built here (ignored when a Generator is passed). */
   runtime?: GeneratorOptions;
+  /** How prompts are rendered (data.chatTemplate / chatTemplateKwargs); default 'auto'. */
+  chat?: PromptRenderOptions;
   /** Called after each batch with the problems done so far, the total and how many were correct (a progress bar). */
   onBatch?: (done: number, total: number, correct: number) => void;
 }
@@ -126,7 +132,7 @@ export async function evaluateRecords(model: EvalModel, tok: Tokenizer, records:
   if (records.length === 0) throw new Error('evaluate: no records to evaluate');
   const own = !(model instanceof Generator);
   const gen = own ? await Generator.create(model.config, asSource(model.config, model.weights), o.runtime) : model;
-  const stops = stopTokenIds(tok, gen.config);
+  const stops = chatStopIds(tok, stopTokenIds(tok, gen.config), records.some((r) => usesTemplate(r, o.chat)), o.chat?.chatTemplateKwargs);
   if (stops.length === 0) throw new Error('evaluate: neither the tokenizer nor the model config names an EOS token to stop on');
   const padId = tok.padTokenId ?? stops[0]!;
   const rng = new Rng(o.seed);
@@ -135,7 +141,7 @@ export async function evaluateRecords(model: EvalModel, tok: Tokenizer, records:
   try {
     for (let start = 0; start < records.length; start += batchSize) {
       const batch = records.slice(start, start + batchSize);
-      const out = await gen.generate(batch.map((r) => tok.encode(r.prompt)), { maxNewTokens, temperature, stopTokenIds: stops, rng, padId });
+      const out = await gen.generate(batch.map((r) => encodePrompt(tok, r, o.chat)), { maxNewTokens, temperature, stopTokenIds: stops, rng, padId });
       for (const [i, r] of batch.entries()) {
         const completion = tok.decode(out[i]!.tokens, { skipSpecialTokens: true });
         const reward = await scoring.reward(r.prompt, completion, r);

@@ -10,7 +10,7 @@
 //               ≥ run.accuracyThreshold. No data.test: no held-out set.
 //
 // Both files are read with the same options (format, fields, requireAnswer, maxPromptTokens,
-// onTooLong, maxRejectFraction); with `rejectsDir` their rejects go to rejects.jsonl and
+// onTooLong, maxRejectFraction, chatTemplate: prompt lengths count the rendered template); with `rejectsDir` their rejects go to rejects.jsonl and
 // rejects-test.jsonl there. Relative paths resolve against the current directory, like data.path.
 
 import { join } from 'node:path';
@@ -47,7 +47,7 @@ export async function loadRunData(c: RunConfig, tokenizer: Tokenizer, o: { rejec
   const d = c.data;
   const load = (file: string, rejects: string, name = 'data.path') => loadPrompts(file, {
     format: d.format, fields: d.fields, requireAnswer: d.requireAnswer, maxRejectFraction: d.maxRejectFraction, onTooLong: d.onTooLong,
-    maxPromptLength: d.maxPromptTokens, tokenizer, rejectsFile: o.rejectsDir ? join(o.rejectsDir, rejects) : undefined, name, limitName: 'data.maxPromptTokens',
+    maxPromptLength: d.maxPromptTokens, tokenizer, chat: { chatTemplate: d.chatTemplate, chatTemplateKwargs: d.chatTemplateKwargs }, rejectsFile: o.rejectsDir ? join(o.rejectsDir, rejects) : undefined, name, limitName: 'data.maxPromptTokens',
   });
   const loaded = await load(d.path, 'rejects.jsonl');
   const notes = [loaded.summary];

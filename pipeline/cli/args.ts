@@ -3,6 +3,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UsageError, type Values } from './command.ts';
+import { CHAT_TEMPLATE_MODES, type ChatTemplateMode, type PromptRenderOptions } from '../../data/chat.ts';
 
 export function str(v: Values, name: string): string;
 export function str(v: Values, name: string, dflt: string | null): string | null;
@@ -54,4 +55,26 @@ export function runtimeFrom(v: Values): { device: 'cpu' | 'cuda' | 'webgpu'; thr
   if (!['cpu', 'cuda', 'webgpu'].includes(device)) throw new UsageError(`--device must be cpu, cuda or webgpu, got "${device}"`);
   const threads = v.threads === undefined ? undefined : num(v, 'threads', 0, { int: true, min: 1 });
   return { device: device as 'cpu' | 'cuda' | 'webgpu', threads };
+}
+
+/** --chat-template auto|none|always and --chat-template-kwargs JSON: how prompts are rendered (data/chat.ts), as data.chatTemplate / data.chatTemplateKwargs. */
+export const chatOptions = {
+  'chat-template': { type: 'string' },
+  'chat-template-kwargs': { type: 'string' },
+} as const;
+
+/** The flags' PromptRenderOptions; unset flags fall back to `dflt` (e.g. a run config's data section). */
+export function chatFrom(v: Values, dflt: PromptRenderOptions = {}): PromptRenderOptions {
+  const mode = str(v, 'chat-template', null) ?? dflt.chatTemplate ?? 'auto';
+  if (!(CHAT_TEMPLATE_MODES as readonly string[]).includes(mode)) throw new UsageError(`--chat-template must be one of ${CHAT_TEMPLATE_MODES.join(', ')}, got "${mode}"`);
+  const text = str(v, 'chat-template-kwargs', null);
+  if (text === null) return { chatTemplate: mode as ChatTemplateMode, chatTemplateKwargs: dflt.chatTemplateKwargs };
+  let kwargs: unknown;
+  try {
+    kwargs = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`--chat-template-kwargs must be a JSON object, e.g. '{"enable_thinking": false}' (${(e as Error).message})`);
+  }
+  if (kwargs === null || typeof kwargs !== 'object' || Array.isArray(kwargs)) throw new UsageError(`--chat-template-kwargs must be a JSON object, e.g. '{"enable_thinking": false}', got ${text}`);
+  return { chatTemplate: mode as ChatTemplateMode, chatTemplateKwargs: kwargs as Record<string, unknown> };
 }

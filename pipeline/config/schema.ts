@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import type { Device } from '../../engine/runtime/device.ts';
 import type { SourceFormat, SourceOptions } from '../../data/sources/types.ts';
+import type { ChatTemplateMode } from '../../data/chat.ts';
 import type { GroupMode } from '../algo/advantages.ts';
 import type { BlendMode } from '../algo/blend.ts';
 import type { KlEstimator } from '../algo/estimators.ts';
@@ -52,4 +53,5 @@ export type VocabularyChecks = [
   Assert<Same<RunConfig['runtime']['device'], Device>>,
   Assert<Same<NonNullable<FileData['format']>, SourceFormat>>,
   Assert<Same<TaskData['onTooLong'], NonNullable<SourceOptions['onTooLong']>>>,
+  Assert<Same<RunConfig['data']['chatTemplate'], ChatTemplateMode>>,
 ];

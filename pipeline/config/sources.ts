@@ -138,6 +138,14 @@ const sourceCommon = {
   maxPromptTokens: count(1).optional().describe('Longest allowed prompt (tokens, BOS included); default: no limit'),
   onTooLong: z.enum(['reject', 'filter']).default('reject').describe('A prompt over maxPromptTokens: reject (counts toward maxRejectFraction) or filter (dropped, counted); never cut'),
   maxRejectFraction: z.number().min(0).max(1).default(0.01).describe('Loading fails when rejected / read records exceeds this (fraction)'),
+  chatTemplate: z
+    .enum(['auto', 'none', 'always'])
+    .default('auto')
+    .describe("Render prompts with the student's chat template (+ generation prompt): auto = conversational records only, always = every record (a plain prompt is one user turn), none = never (a conversation is reduced to its last user turn)"),
+  chatTemplateKwargs: z
+    .record(z.string(), z.unknown())
+    .default({})
+    .describe('Extra variables passed to the chat template, e.g. {"enable_thinking": false} for Qwen3'),
 };
 
 const TaskData = z
@@ -160,6 +168,7 @@ const FileData = z
         answer: nonEmpty().default(DEFAULT_FIELDS.answer).describe('Column/key holding the expected answer'),
         tag: nonEmpty().default(DEFAULT_FIELDS.tag).describe('Column/key holding the routing/metrics tag (optional per record)'),
         id: nonEmpty().default(DEFAULT_FIELDS.id).describe('Column/key holding the record id (optional per record)'),
+        messages: nonEmpty().default(DEFAULT_FIELDS.messages).describe('Column/key holding a conversation (list of {role, content}), read when the prompt column is absent'),
       })
       .prefault({})
       .describe('Which column/key holds each record field'),

@@ -1,9 +1,14 @@
 // Supervised fine-tuning: masked next-token cross-entropy on completion tokens (TRL's
 // prompt/completion format; the completion gets the tokenizer's EOS appended, as TRL does).
+// Conversational data (TRL conversational prompt/completion, or a "messages" column whose final
+// assistant turn is the completion; data/sources/conversation.ts) is rendered with the model's chat
+// template: the prompt with the generation prompt, the completion as the template writes the
+// assistant turn through its end of turn (data/chat.ts encodeAssistantReply). Loss stays on the
+// completion tokens only. Plain-string records are tokenized exactly as before.
 // One readable loop: shuffle (seeded) -> batch -> train step -> log -> save in HF layout.
 // Deliberately simple: constant learning rate after a linear warm-up, no evaluation split.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Rng } from '../../engine/rng.ts';
@@ -12,7 +17,9 @@ import { type LoraSpec, initLora, mergeLora, savePeftAdapter } from '../../stude
 import { type TrainStepKind, createStudentTrainer } from '../../student/train/trainer.ts';
 import type { RuntimeOptions } from '../../engine/runtime/session.ts';
 import type { Tokenizer } from '../../data/tokenizer/types.ts';
-import { readAllJsonl } from '../../data/jsonl.ts';
+import { encodeAssistantReply, encodePrompt, type PromptRenderOptions, usesTemplate } from '../../data/chat.ts';
+import { loadPrompts } from '../../data/sources/index.ts';
+import type { ChatMessage } from '../../data/tokenizer/types.ts';
 import { loadTokenizer } from '../../data/tokenizer/hf.ts';
 import { type ModelDir, type Weights, loadModelDir, saveModelDir } from '../../student/model/weights.ts';
 import { packSftBatch, type SftExample } from '../../student/train/step.ts';
@@ -32,22 +39,32 @@ export interface SftOptions {
   trainStep?: TrainStepKind;
   /** Train LoRA adapters instead (the frozen base goes to `baseDir`, default a temp folder removed after); the result is the merged model. */
   lora?: { spec: LoraSpec; baseDir?: string };
+  /** How prompts are rendered (data/chat.ts); default 'auto': conversational records use the template. */
+  chat?: PromptRenderOptions;
+  /** Where malformed records go (JSON lines with line/row and reason); default <out>/rejects.jsonl. */
+  rejectsFile?: string;
+  /** Loading fails when rejected / read records exceeds this; default 0.01. */
+  maxRejectFraction?: number;
   /** Called every step with (step, loss); used for progress lines. */
   onStep?: (step: number, loss: number, skipped: boolean) => void;
 }
 
 export interface SftRecord {
   prompt: string;
+  /** The prompt conversation of a conversational record (rendered with the template under `chat`). */
+  messages?: ChatMessage[];
+  /** The assistant's reply (plain text, no template tokens). */
   completion: string;
   where: string; // file:line, for errors
 }
 
-export function tokenizeSft(tok: Tokenizer, recs: readonly SftRecord[], maxLen: number): SftExample[] {
+export function tokenizeSft(tok: Tokenizer, recs: readonly SftRecord[], maxLen: number, chat: PromptRenderOptions = {}): SftExample[] {
   const eos = tok.eosTokenIds[0];
   if (eos === undefined) throw new Error('sft: the tokenizer has no EOS token to end completions with');
   return recs.map((r) => {
-    const promptIds = tok.encode(r.prompt);
-    const completionIds = [...tok.encode(r.completion, { addSpecialTokens: false }), eos];
+    const templated = usesTemplate(r, chat);
+    const promptIds = encodePrompt(tok, r, chat);
+    const completionIds = templated ? encodeAssistantReply(tok, r, r.completion, chat) : [...tok.encode(r.completion, { addSpecialTokens: false }), eos];
     if (promptIds.length === 0) throw new Error(`${r.where}: the prompt encodes to no tokens`);
     if (promptIds.length + completionIds.length > maxLen)
       throw new Error(`${r.where}: ${promptIds.length + completionIds.length} tokens exceed the model's max_position_embeddings ${maxLen}; shorten or drop this record`);
@@ -97,19 +114,19 @@ export async function runSft(model: ModelDir, examples: readonly SftExample[], p
 }
 
 /**
- * `opd sft` as a function: train the model directory `model` on the {"prompt","completion"} JSONL
- * `data` and write the result to `out` (HF layout, tokenizer copied). The demo calls this too, so
+ * `opd sft` as a function: train the model directory `model` on `data` — {"prompt","completion"}
+ * records (strings, or TRL conversational lists) or a "messages" column, in JSONL, Parquet or Arrow;
+ * malformed records go to `o.rejectsFile` (default <out>/rejects.jsonl) — and write the result to `out` (HF layout, tokenizer copied). The demo calls this too, so
  * its models are exactly what the printed `opd sft` commands produce.
  */
 export async function sftModelDir(model: string, data: string, out: string, o: SftOptions, log: (m: string) => void = () => {}): Promise<{ losses: number[]; seconds: number }> {
   const [m, tok] = await Promise.all([loadModelDir(model), loadTokenizer(model)]);
-  const records = (await readAllJsonl(data)).map((r) => {
-    const { prompt, completion } = r.value;
-    if (typeof prompt !== 'string' || typeof completion !== 'string')
-      throw new Error(`${data}:${r.line}: expected {"prompt": string, "completion": string}, got keys ${JSON.stringify(Object.keys(r.value))}`);
-    return { prompt, completion, where: `${data}:${r.line}` };
-  });
-  const examples = tokenizeSft(tok, records, m.config.maxPositionEmbeddings);
+  const rejectsFile = o.rejectsFile ?? path.join(out, 'rejects.jsonl');
+  mkdirSync(path.dirname(rejectsFile), { recursive: true });
+  const loaded = await loadPrompts(data, { requireAnswer: false, requireCompletion: true, chat: o.chat, rejectsFile, maxRejectFraction: o.maxRejectFraction, name: 'sft data' });
+  if (loaded.rejects.length) log(loaded.summary);
+  const records = loaded.records.map((r, i) => ({ prompt: r.prompt, ...(r.messages ? { messages: r.messages } : {}), completion: loaded.completions![i]!, where: `${data} record ${r.id}` }));
+  const examples = tokenizeSft(tok, records, m.config.maxPositionEmbeddings, o.chat);
   log(`sft: ${examples.length} examples, ${o.steps} steps, model ${model}`);
   const t0 = performance.now();
   const { weights, adapters, losses } = await runSft(m, examples, tok.padTokenId ?? 0, o);

@@ -6,6 +6,9 @@
 //   --config RUN.json        what `opd run` evaluates: the config's data.test (or task test split,
 //                            first run.evalPrompts), rewards, accuracy rule and rollout.maxNewTokens;
 //                            --data / --reward / --threshold replace the config's
+// A prompt file may be conversational (TRL prompt lists or a "messages" column, data/sources/
+// conversation.ts): such records are rendered with the model's chat template; --chat-template
+// auto|none|always and --chat-template-kwargs JSON (default: the config's data.chatTemplate*) say how.
 // --json prints one JSON object; --out FILE writes every completion with its reward and verdict.
 
 import { existsSync, writeFileSync } from 'node:fs';
@@ -20,7 +23,8 @@ import { type RunConfig, loadRunConfig } from '../../config.ts';
 import { type Scoring, evaluateRecords, exactAnswer, rewardAtLeast, samplesJsonl } from '../../eval.ts';
 import { createProgress } from '../../progress.ts';
 import { loadRunData } from '../../run-data.ts';
-import { flag, num, runtimeFrom, runtimeOptions, str } from '../args.ts';
+import { chatFrom, chatOptions, flag, num, runtimeFrom, runtimeOptions, str } from '../args.ts';
+import type { PromptRenderOptions } from '../../../data/chat.ts';
 import { type Command, UsageError, type Values } from '../command.ts';
 
 /** The records to decode, how to score them, the defaults they bring and what to print about them. */
@@ -33,6 +37,8 @@ interface HeldOutSet {
   /** Keys of the --json object that say what was evaluated. */
   about: Record<string, unknown>;
   label: string;
+  /** How prompts are rendered. */
+  chat: PromptRenderOptions;
 }
 
 export const evalCommand: Command = {
@@ -40,12 +46,12 @@ export const evalCommand: Command = {
   summary: 'accuracy and mean reward of a model on held-out prompts (greedy): a built-in task, a prompt file with a reward, or a run config',
   usage:
     'eval --model DIR (--task NAME [--task-config JSON] [--split test] | --data FILE --reward M.mjs|NAME [--reward ...] [--reward-export NAME] | --config RUN.json [--set path=value ...]) ' +
-    '[--threshold 1] [--n N] [--seed 0] [--batch-size 64] [--max-new-tokens 16] [--temperature 0] [--samples 5] [--out FILE.jsonl] [--json]',
+    '[--chat-template auto|none|always] [--chat-template-kwargs JSON] [--threshold 1] [--n N] [--seed 0] [--batch-size 64] [--max-new-tokens 16] [--temperature 0] [--samples 5] [--out FILE.jsonl] [--json]',
   options: {
     model: { type: 'string' }, task: { type: 'string' }, 'task-config': { type: 'string' }, split: { type: 'string' }, data: { type: 'string' },
     reward: { type: 'string', multiple: true }, 'reward-export': { type: 'string' }, config: { type: 'string' }, set: { type: 'string', multiple: true },
     threshold: { type: 'string' }, n: { type: 'string' }, seed: { type: 'string' }, 'batch-size': { type: 'string' }, 'max-new-tokens': { type: 'string' },
-    temperature: { type: 'string' }, samples: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, ...runtimeOptions,
+    temperature: { type: 'string' }, samples: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, ...runtimeOptions, ...chatOptions,
   },
   async run({ values }) {
     const dir = str(values, 'model');
@@ -62,6 +68,7 @@ export const evalCommand: Command = {
         maxNewTokens: num(values, 'max-new-tokens', set.maxNewTokens, { int: true, min: 1 }),
         temperature: num(values, 'temperature', 0, { min: 0 }),
         keepSamples: Infinity,
+        chat: set.chat,
         runtime: runtimeFrom(values),
         onBatch: (done, _total, correct) => progress.update(done, `accuracy ${(correct / done).toFixed(3)}`),
       });
@@ -96,13 +103,14 @@ async function heldOutSet(values: Values, tok: Tokenizer): Promise<HeldOutSet> {
   const threshold = values.threshold === undefined ? undefined : num(values, 'threshold', 1);
   const base = { seed: c?.run.seed ?? 0, maxNewTokens: c?.rollout.maxNewTokens ?? 16 };
   const cut = (rs: TaskRecord[]) => (n === undefined ? rs : rs.slice(0, n));
+  const chat = chatFrom(values, c ? { chatTemplate: c.data.chatTemplate, chatTemplateKwargs: c.data.chatTemplateKwargs } : {});
   if (values.data !== undefined) {
     const file = str(values, 'data');
     const like = c && 'path' in c.data ? { fields: c.data.fields, format: c.data.format, requireAnswer: c.data.requireAnswer } : { requireAnswer: false };
-    const loaded = await loadPrompts(file, { ...like, name: '--data' });
+    const loaded = await loadPrompts(file, { ...like, chat, name: '--data' });
     if (loaded.rejects.length || loaded.filteredTooLong) console.error(loaded.summary);
     const t = threshold ?? c?.run.accuracyThreshold ?? 1;
-    return { ...base, records: cut(loaded.records), scoring: { reward, correct: rewardAtLeast(t) }, rule: `reward >= ${t}`, about: { data: file, rewards: terms }, label: file };
+    return { ...base, records: cut(loaded.records), scoring: { reward, correct: rewardAtLeast(t) }, rule: `reward >= ${t}`, about: { data: file, rewards: terms }, label: file, chat };
   }
   const data = await loadRunData(c!, tok);
   if (data.test.length === 0) throw new UsageError(`${values.config}: data has no held-out split; set data.test (a file or a fraction of data.path), or give --data FILE`);
@@ -110,7 +118,7 @@ async function heldOutSet(values: Values, tok: Tokenizer): Promise<HeldOutSet> {
   const t = threshold ?? data.accuracyThreshold;
   return {
     ...base, records: cut(data.test), scoring: { reward, correct: exact ? exactAnswer : rewardAtLeast(t!) }, rule: exact ? 'exact answer' : `reward >= ${t}`,
-    about: { config: values.config, data: heldOutName(c!), rewards: terms }, label: `${heldOutName(c!)} (${values.config})`,
+    about: { config: values.config, data: heldOutName(c!), rewards: terms }, label: `${heldOutName(c!)} (${values.config})`, chat,
   };
 }
 
@@ -123,7 +131,7 @@ async function taskSet(values: Values, n: number, tok: Tokenizer): Promise<HeldO
   return {
     records: task.generate(split, n, seed), rule: 'exact answer', maxNewTokens: 16, seed, label: `${task.name} ${split}`,
     scoring: { reward: await combine(task.reward, { tokenizer: tok }), correct: exactAnswer },
-    about: { task: task.name, task_config: task.config, split },
+    about: { task: task.name, task_config: task.config, split }, chat: chatFrom(values),
   };
 }
 

@@ -3,34 +3,70 @@
 // any ONNX causal LM, or a vLLM/SGLang-compatible server; a URL needs --tokenizer DIR, and
 // --served-model defaults to the one model the server's /v1/models lists, as vLLM clients do).
 // A record is {"prompt", "completion"} (the completion's tokens are scored) or {"text"} (every
-// token after the first). Output lines: {"line", "ids", "logprobs"[, "top_ids", "top_logprobs"]},
-// where ids are the scored tokens.
+// token after the first), in JSONL, Parquet or Arrow. Conversational records — TRL conversational
+// prompt/completion lists, or a "messages" column whose final assistant turn is scored — are
+// rendered with the tokenizer's chat template (--chat-template auto|none|always,
+// --chat-template-kwargs JSON): the prompt with the generation prompt, and the assistant turn as
+// the template writes it through its end of turn, which is scored too (data/chat.ts). A malformed
+// record is an error naming its line, or with --rejects FILE is written there and skipped.
+// Output lines: {"line" (JSONL) or "row" (Parquet/Arrow), "ids", "logprobs"[, "top_ids",
+// "top_logprobs"]}, where ids are the scored tokens.
 
 import { createWriteStream } from 'node:fs';
-import { readAllJsonl } from '../../../data/jsonl.ts';
+import { writeFile } from 'node:fs/promises';
+import { encodeAssistantReply, encodePrompt, type PromptRenderOptions, usesTemplate } from '../../../data/chat.ts';
+import { DEFAULT_FIELDS, FORMATS, formatOf, type Reject } from '../../../data/sources/index.ts';
+import { previewText, toTaskRecord } from '../../../data/sources/record.ts';
 import { loadTokenizer } from '../../../data/tokenizer/hf.ts';
 import type { Tokenizer } from '../../../data/tokenizer/types.ts';
 import { loadModelDir } from '../../../student/model/weights.ts';
 import { weightFeeds } from '../../../student/model/runner.ts';
 import { type ScoreRequest, type ScoreResult, Scorer } from '../../../student/model/scorer.ts';
 import { openTeacher } from '../../../teacher/open.ts';
-import { inputFile, num, runtimeFrom, runtimeOptions, str } from '../args.ts';
+import { chatFrom, chatOptions, inputFile, num, runtimeFrom, runtimeOptions, str } from '../args.ts';
 import { type Command, UsageError, type Values } from '../command.ts';
 
 /** Token ids and the first scored position of one record; errors name the file and line. */
-export function recordToRequest(tok: Tokenizer, rec: Record<string, unknown>, where: string): ScoreRequest {
+export function recordToRequest(tok: Tokenizer, rec: Record<string, unknown>, where: string, chat: PromptRenderOptions = {}): ScoreRequest {
   if (typeof rec.text === 'string') {
     const ids = tok.encode(rec.text);
     if (ids.length < 2) throw new Error(`${where}: "text" has ${ids.length} token(s); at least 2 are needed to score one`);
     return { ids, start: 1 };
   }
-  if (typeof rec.prompt === 'string' && typeof rec.completion === 'string') {
-    const prompt = tok.encode(rec.prompt);
-    const completion = tok.encode(rec.completion, { addSpecialTokens: false });
+  const conversational = (typeof rec.prompt === 'object' && rec.prompt !== null) || (rec.prompt === undefined && rec.messages !== undefined && rec.messages !== null);
+  const plainPair = typeof rec.prompt === 'string' && typeof rec.completion === 'string';
+  if (!conversational && !(plainPair && usesTemplate({}, chat))) {
+    if (!plainPair) throw new Error(`${where}: expected {"prompt": string, "completion": string}, {"text": string}, a conversational prompt/completion or a "messages" list, got keys ${JSON.stringify(Object.keys(rec))}`);
+    // plain strings: exactly as before
+    const prompt = tok.encode(rec.prompt as string);
+    const completion = tok.encode(rec.completion as string, { addSpecialTokens: false });
     if (prompt.length === 0) throw new Error(`${where}: "prompt" encodes to no tokens`);
     return { ids: [...prompt, ...completion], start: prompt.length };
   }
-  throw new Error(`${where}: expected {"prompt": string, "completion": string} or {"text": string}, got keys ${JSON.stringify(Object.keys(rec))}`);
+  const r = toTaskRecord(rec, DEFAULT_FIELDS, false, where, { completion: true });
+  if ('reason' in r) throw new Error(`${where}: ${r.reason}`);
+  const prompt = encodePrompt(tok, r.record, chat);
+  const completion = usesTemplate(r.record, chat) ? encodeAssistantReply(tok, r.record, r.completion!, chat) : tok.encode(r.completion!, { addSpecialTokens: false });
+  if (prompt.length === 0) throw new Error(`${where}: "prompt" encodes to no tokens`);
+  return { ids: [...prompt, ...completion], start: prompt.length };
+}
+
+/** Every record of `file` as a request; malformed ones go to `rejects` when given (else they throw). */
+async function readRequests(tok: Tokenizer, file: string, chat: PromptRenderOptions, rejects: Reject[] | null) {
+  const reader = FORMATS[formatOf(file)];
+  const out: { at: number; req: ScoreRequest }[] = [];
+  for await (const row of reader.read(file)) {
+    const where = `${file}:${reader.unit === 'line' ? '' : 'row '}${row.index}`;
+    try {
+      if ('problem' in row) throw new Error(`${where}: ${row.problem.reason}`);
+      out.push({ at: row.index, req: recordToRequest(tok, row.value, where, chat) });
+    } catch (e) {
+      if (!rejects) throw e;
+      const text = 'problem' in row ? row.problem.text : previewText(row.value);
+      rejects.push({ source: file, [reader.unit]: row.index, reason: (e as Error).message.slice(where.length + 2), text });
+    }
+  }
+  return { unit: reader.unit, out };
 }
 
 /**
@@ -57,28 +93,35 @@ export async function onlyServedModel(url: string, timeoutMs = 10_000): Promise<
 
 export const score: Command = {
   name: 'score',
-  summary: 'per-token log-probs of JSONL records under a model',
-  usage: 'score (--model DIR | --teacher DIR|F.onnx|URL [--tokenizer DIR] [--served-model NAME]) --input F.jsonl [--output OUT.jsonl] [--top-k K] [--temperature T] [--device cpu] [--threads N]',
-  options: { model: { type: 'string' }, teacher: { type: 'string' }, tokenizer: { type: 'string' }, 'served-model': { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, 'top-k': { type: 'string' }, temperature: { type: 'string' }, ...runtimeOptions },
+  summary: 'per-token log-probs of records (JSONL/Parquet/Arrow, plain or conversational) under a model',
+  usage: 'score (--model DIR | --teacher DIR|F.onnx|URL [--tokenizer DIR] [--served-model NAME]) --input F.jsonl|.parquet|.arrow [--output OUT.jsonl] [--rejects FILE] [--chat-template auto|none|always] [--chat-template-kwargs JSON] [--top-k K] [--temperature T] [--device cpu] [--threads N]',
+  options: { model: { type: 'string' }, teacher: { type: 'string' }, tokenizer: { type: 'string' }, 'served-model': { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, rejects: { type: 'string' }, 'top-k': { type: 'string' }, temperature: { type: 'string' }, ...runtimeOptions, ...chatOptions },
   async run({ values }) {
     if (!!values.model === !!values.teacher) throw new UsageError('give exactly one of --model DIR or --teacher DIR|F.onnx|URL');
     const input = inputFile(values, 'input');
     const topK = num(values, 'top-k', 0, { int: true, min: 0 });
     const temperature = num(values, 'temperature', 1, { min: 1e-6 });
+    const chat = chatFrom(values);
+    const rejectsFile = str(values, 'rejects', null);
+    const rejects: Reject[] | null = rejectsFile ? [] : null;
     const { tok, score, close } = await backend(values, topK, temperature);
-    let records, reqs, results;
+    let read, reqs, results;
     try {
-      records = await readAllJsonl(input);
-      reqs = records.map((r) => recordToRequest(tok, r.value, `${input}:${r.line}`));
+      read = await readRequests(tok, input, chat, rejects);
+      reqs = read.out.map((x) => x.req);
       results = await score(reqs);
     } finally {
       await close();
+    }
+    if (rejectsFile) {
+      await writeFile(rejectsFile, rejects!.map((r) => JSON.stringify(r) + '\n').join(''));
+      if (rejects!.length) console.error(`${input}: ${rejects!.length} record(s) rejected and not scored (see ${rejectsFile})`);
     }
     const outFile = str(values, 'output', null);
     const sink = outFile ? createWriteStream(outFile) : process.stdout;
     results.forEach((res, i) => {
       const ids = reqs[i]!.ids.slice(reqs[i]!.start);
-      const line: Record<string, unknown> = { line: records[i]!.line, ids, logprobs: res.logprobs };
+      const line: Record<string, unknown> = { [read.unit]: read.out[i]!.at, ids, logprobs: res.logprobs };
       if (topK) Object.assign(line, { top_ids: res.topIds, top_logprobs: res.topLogprobs });
       sink.write(JSON.stringify(line) + '\n');
     });
