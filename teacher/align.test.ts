@@ -10,7 +10,7 @@ import { ByteTokenizer } from '../data/tokenizer/byte.ts';
 import { loadQwen3 } from '../data/tokenizer/test_fixtures.ts';
 import type { Tokenizer } from '../data/tokenizer/types.ts';
 import { Rng } from '../engine/rng.ts';
-import { AlignError, alignTokens, concatBytes, pieceScheme, type Span, studentTextBytes, teacherTokens, tokenBytesOf } from './align.ts';
+import { AlignError, alignTokens, byteTokensOf, concatBytes, pieceScheme, type Span, studentTextBytes, teacherTokens, teacherTokensOfBytes, tokenBytesOf } from './align.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const toks = (...parts: string[]) => parts.map(enc);
@@ -184,4 +184,44 @@ test('property: random strings through the byte tokenizer and Qwen3 (and random 
     assert.equal(alignTokens(chunks, qTok.bytes).length, common.length);
   }
   assert.ok(multiTokenSpans > 100, `the random texts exercise real merges (${multiTokenSpans} multi-token spans)`);
+});
+
+test('property: random raw bytes (invalid UTF-8, cut-off characters) through Qwen3 spell exactly the student bytes and partition them', async () => {
+  const q = await loadQwen3();
+  const qb = tokenBytesOf(q);
+  const qByte = byteTokensOf(q);
+  const rng = new Rng(5);
+  let invalid = 0;
+  for (let trial = 0; trial < 200; trial++) {
+    const parts = [...enc(randomText(rng))];
+    // sprinkle random bytes (0x80-0xFF are mostly invalid where they land) and cut the end anywhere
+    for (let k = rng.nextU32() % 4; k > 0; k--) parts.splice(rng.nextU32() % (parts.length + 1), 0, 0x80 + (rng.nextU32() % 128));
+    const raw = Uint8Array.from(parts.slice(0, Math.max(1, parts.length - (rng.nextU32() % 3))));
+    const t = teacherTokensOfBytes(q, qb, qByte, raw);
+    assert.ok(t, 'Qwen3 has a token for every byte');
+    assert.deepEqual(concatBytes(t.bytes), raw);
+    t.ids.forEach((id, i) => assert.deepEqual(qb(id), t.bytes[i]));
+    const studentTokens = [...raw].map((b) => Uint8Array.of(b));
+    checkPartition(studentTokens, t.bytes, alignTokens(studentTokens, t.bytes), raw, `raw ${[...raw]}`);
+    if (studentTextBytes(studentTokens).text.includes('\uFFFD') || studentTextBytes(studentTokens).tail < raw.length) invalid++;
+  }
+  assert.ok(invalid > 50, `${invalid} of 200 byte strings were not valid UTF-8`);
+});
+
+test('a teacher without a token for some byte: teacherTokensOfBytes returns null (the U+FFFD / tail fallback applies)', () => {
+  const pieces = ['<unk>', '▁a', '<0xE2>'];
+  const sp = { vocab: () => new Map(pieces.map((p, i) => [p, i])), idToToken: (i: number) => pieces[i], specialTokens: new Map([['<unk>', 0]]), encode: () => [1] } as unknown as Tokenizer;
+  assert.equal(byteTokensOf(sp)(0xe2), 2);
+  assert.equal(byteTokensOf(sp)(0xff), null);
+  assert.equal(teacherTokensOfBytes(sp, tokenBytesOf(sp), byteTokensOf(sp), Uint8Array.of(0x61, 0xff)), null);
+});
+
+test("a character the teacher's normalizer changes (Qwen3's NFC: U+2000 → U+2002) is spelled by byte tokens", async () => {
+  const q = await loadQwen3();
+  const qb = tokenBytesOf(q);
+  assert.throws(() => teacherTokens(q, qb, 'a\u2000b'), /do not spell the text back/);
+  const raw = enc('a\u2000b');
+  const t = teacherTokensOfBytes(q, qb, byteTokensOf(q), raw)!;
+  assert.deepEqual(concatBytes(t.bytes), raw);
+  assert.deepEqual(t.bytes.map((b) => b.length), [1, 1, 1, 1, 1]); // "a", the three bytes of U+2000, "b"
 });

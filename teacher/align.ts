@@ -12,7 +12,13 @@
 //   GPT-2 byte table; SentencePiece ("▁" = space) spells "<0xNN>" byte-fallback tokens as that byte and
 //   other pieces as UTF-8. Special tokens (EOS, chat markers) spell nothing (null). A tokenizer of
 //   another kind is refused (AlignError), never guessed.
-// - studentTextBytes(tokenBytes): the student's completion as text a teacher can tokenize. Valid UTF-8
+// - teacherTokensOfBytes(...): the teacher's tokens of the student's raw completion bytes: valid UTF-8
+//   runs tokenized as text, every other byte (invalid, or a character cut off at the end) as the
+//   teacher's own single-byte token (byte-level BPE, SentencePiece byte fallback and the byte tokenizer
+//   all have one), so both streams spell exactly the student's bytes and nothing is lost. A character
+//   the teacher's normalizer would change (Qwen's NFC maps U+2000 to U+2002) goes as byte tokens too.
+// - studentTextBytes(tokenBytes): the fallback for a teacher without single-byte tokens: the student's
+//   completion as text a teacher can tokenize. Valid UTF-8
 //   is kept byte for byte; each byte that is not part of a valid UTF-8 character becomes U+FFFD (3
 //   bytes, credited to the token that held the byte); an incomplete character at the very end (a
 //   completion cut off mid-character) is dropped, and the student tokens holding it are the `tail`:
@@ -232,4 +238,77 @@ export function teacherTokens(tok: Tokenizer, bytesOf: TokenBytes, text: string)
   throw new AlignError(
     `the teacher's tokens of ${JSON.stringify(text.slice(0, 40))} do not spell the text back (its normalizer changes the text?); such a tokenizer cannot be aligned byte for byte`,
   );
+}
+
+/** The teacher's token for the single byte `b` (byte-level alphabet, SentencePiece "<0xNN>", byte id), or null. */
+export function byteTokensOf(tok: Tokenizer): (b: number) => number | null {
+  const scheme = pieceScheme(tok);
+  if (scheme === 'byte') return (b) => b;
+  const vocab = tok.vocab();
+  const table = Array.from({ length: 256 }, (_, b) => vocab.get(scheme === 'byte-level' ? BYTE_TO_UNICODE[b]! : `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`) ?? null);
+  return (b) => table[b] ?? null;
+}
+
+/**
+ * The teacher's tokens of the student's raw completion bytes: each maximal run of valid UTF-8 is
+ * tokenized as text (teacherTokens); each byte that is not part of a valid character (an invalid
+ * byte, or a character cut off at the end) becomes the teacher's own token for that byte. Null when
+ * the teacher has no token for such a byte (then studentTextBytes' U+FFFD / tail rule applies).
+ */
+export function teacherTokensOfBytes(tok: Tokenizer, bytesOf: TokenBytes, byteToken: (b: number) => number | null, raw: Uint8Array): { ids: number[]; bytes: Uint8Array[] } | null {
+  const ids: number[] = [];
+  const bytes: Uint8Array[] = [];
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  const spells = (text: string) => {
+    try {
+      return teacherTokens(tok, bytesOf, text);
+    } catch {
+      return null;
+    }
+  };
+  const asBytes = (b: Uint8Array) => {
+    for (const x of b) {
+      const id = byteToken(x);
+      if (id === null) return false;
+      ids.push(id);
+      bytes.push(Uint8Array.of(x));
+    }
+    return true;
+  };
+  const push = (t: { ids: number[]; bytes: Uint8Array[] }) => {
+    ids.push(...t.ids);
+    bytes.push(...t.bytes);
+  };
+  // a run the normalizer changes (e.g. NFC maps U+2000 to U+2002): the characters that do not survive
+  // on their own go as byte tokens, the rest as text; a piece still changed in context goes as bytes
+  const text = (run: Uint8Array): boolean => {
+    const whole = spells(decoder.decode(run));
+    if (whole) return push(whole), true;
+    let buf = '';
+    const flushBuf = () => {
+      const t = buf ? spells(buf) : { ids: [], bytes: [] };
+      const ok = t ? (push(t), true) : asBytes(utf8.encode(buf));
+      buf = '';
+      return ok;
+    };
+    for (const ch of decoder.decode(run)) {
+      if (spells(ch)) buf += ch;
+      else if (!flushBuf() || !asBytes(utf8.encode(ch))) return false;
+    }
+    return flushBuf();
+  };
+  let runStart = 0;
+  for (let i = 0; i < raw.length; ) {
+    const n = utf8CharLength(raw, i);
+    if (n > 0) {
+      i += n;
+      continue;
+    }
+    if (byteToken(raw[i]!) === null) return null;
+    if (i > runStart && !text(raw.subarray(runStart, i))) return null;
+    asBytes(raw.subarray(i, i + 1));
+    runStart = ++i;
+  }
+  if (raw.length > runStart && !text(raw.subarray(runStart))) return null;
+  return { ids, bytes };
 }

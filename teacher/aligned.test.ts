@@ -108,7 +108,7 @@ test('a conversation is rendered by the teacher template; template tokens get no
   assert.ok(Math.abs(got!.logprobs[0]! - S[0]! - (fakeLogprob(four[0]!, qp.length) - S[0]!)) < 1e-12);
 });
 
-test('a completion cut off mid-character: the cut-off tokens keep the sampler value (no signal); no EOS pairing', async () => {
+test('a completion cut off mid-character: the cut-off bytes are scored as the teacher\'s own byte tokens, one span each; no EOS pairing', async () => {
   const q = await loadQwen3();
   const inner = new FormulaTeacher();
   const t = new AlignedTeacher(inner, { student: byte, teacher: q });
@@ -116,9 +116,13 @@ test('a completion cut off mid-character: the cut-off tokens keep the sampler va
   const req = request(byte, 'x', bytes);
   const [got] = await t.score([req]);
   const S = req.context!.samplerLogprobs;
-  assert.deepEqual(inner.seen[0]!.ids.slice(inner.seen[0]!.start), q.encode('ok ', { addSpecialTokens: false }));
-  assert.equal(got!.logprobs.at(-1), S.at(-1));
-  assert.equal(got!.logprobs.at(-2), S.at(-2));
+  const sent = inner.seen[0]!;
+  const [e2, b82] = [q.vocab().get('â')!, q.vocab().get('Ĥ')!]; // GPT-2 byte characters of 0xE2 and 0x82
+  const okIds = q.encode('ok ', { addSpecialTokens: false });
+  assert.deepEqual(sent.ids.slice(sent.start), [...okIds, e2, b82]);
+  const at = sent.start + okIds.length;
+  assert.ok(Math.abs(got!.logprobs.at(-2)! - fakeLogprob(e2, at)) < 1e-12);
+  assert.ok(Math.abs(got!.logprobs.at(-1)! - fakeLogprob(b82, at + 1)) < 1e-12);
   assert.notEqual(got!.logprobs[0], S[0]);
 });
 
@@ -127,4 +131,20 @@ test('a request without context, or asking top-k across tokenizers, is refused w
   const t = new AlignedTeacher(new FormulaTeacher(), { student: byte, teacher: q });
   await assert.rejects(t.score([{ ids: [257, 65, 66], start: 1 }]), /needs the prompt text and the sampler log-probs/);
   await assert.rejects(t.score([request(byte, 'x', [65])], { topK: 2 }), /top-k/);
+});
+
+test('a special token sampled mid-completion: paired with the teacher special of the same name, else no signal', async () => {
+  const q = await loadQwen3();
+  const completion = [...byte.encode('4<|user|>x', { addSpecialTokens: false }), BYTE_EOS_ID];
+  assert.equal(completion[1], 259);
+  const toQwen = new FormulaTeacher();
+  const req = request(byte, 'x', completion);
+  const [got] = await new AlignedTeacher(toQwen, { student: byte, teacher: q }).score([req]);
+  const sent = toQwen.seen[0]!;
+  assert.deepEqual(sent.ids.slice(sent.start), [...q.encode('4', { addSpecialTokens: false }), ...q.encode('x', { addSpecialTokens: false }), q.eosTokenIds[0]]);
+  assert.equal(got!.logprobs[1], req.context!.samplerLogprobs[1]); // Qwen3 has no <|user|>: no signal
+  const toByte = new FormulaTeacher();
+  const [same] = await new AlignedTeacher(toByte, { student: byte, teacher: disguised(byte) }).score([req]);
+  assert.deepEqual(toByte.seen[0]!.ids, req.ids);
+  assert.ok(Math.abs(same!.logprobs[1]! - fakeLogprob(259, req.start + 1)) < 1e-12);
 });

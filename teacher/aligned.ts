@@ -8,19 +8,25 @@
 //      chat template: a conversation through its template with the generation prompt (tokenized without
 //      added special tokens, as transformers' apply_chat_template does), or the plain prompt text
 //      (tokenized with them, as the student's is);
-//   2. turns the student's completion tokens into text (teacher/align.ts studentTextBytes: invalid bytes
-//      become U+FFFD, a character cut off at the end is dropped) and tokenizes it with the teacher's
-//      tokenizer on its own, so the prompt/completion join is a token boundary on both sides;
+//   2. tokenizes the student's completion bytes with the teacher's tokenizer on its own (so the
+//      prompt/completion join is a token boundary on both sides): valid UTF-8 as text, any other byte
+//      (invalid, or a character cut off at the end) as the teacher's single-byte token
+//      (teacher/align.ts teacherTokensOfBytes). A teacher without such tokens gets valid text instead
+//      (studentTextBytes: invalid bytes become U+FFFD, a cut-off last character is dropped and its
+//      student tokens get no signal);
 //   3. pairs a final student end token (a stop id that spells nothing) with the teacher's end of turn
 //      (the special token its template writes after an assistant message; its first EOS id for plain
-//      prompts), as one span of its own;
+//      prompts), as one span of its own; any other student token that spells nothing (a special token
+//      sampled mid-completion) is paired with the teacher's special token of the same name, or, when
+//      the teacher has none, gets no signal; the text runs between them are aligned separately;
 //   4. scores prompt + completion (+ end) with the inner teacher, and aligns the completion bytes
 //      (teacher/align.ts alignTokens);
 //   5. maps the scores back: for each span, g = Σ teacher log-probs − Σ sampler log-probs over the span
 //      (so the span's d of §2 is −g), spread evenly over the span's n student tokens; each student token
 //      gets the value  sampler_lp + g/n. Downstream (pipeline/algo/teacher.ts) d_t = sampler_lp − value
-//      = −g/n, so the span's tokens together carry exactly the span's log-ratio. Tail tokens (a cut-off
-//      last character) and spans the teacher spells with no token get g = 0: no signal.
+//      = −g/n, so the span's tokens together carry exactly the span's log-ratio. Unpaired specials, tail tokens (a
+//      cut-off last character, fallback path only) and spans the teacher spells with no token get
+//      g = 0: no signal.
 // Same tokenizer and an identical prompt rendering: the request goes to the inner teacher unchanged and
 // its log-probs come back unchanged (today's exact path, bit for bit).
 //
@@ -37,7 +43,9 @@
 
 import { encodePrompt, endOfTurn, type PromptRenderOptions, usesTemplate } from '../data/chat.ts';
 import type { Tokenizer } from '../data/tokenizer/types.ts';
-import { AlignError, alignTokens, type Span, studentTextBytes, teacherTokens, tokenBytesOf, type TokenBytes } from './align.ts';
+import { AlignError, alignTokens, byteTokensOf, concatBytes, type Span, studentTextBytes, teacherTokens, teacherTokensOfBytes, tokenBytesOf, type TokenBytes } from './align.ts';
+
+const EMPTY = new Uint8Array(0);
 import type { OpenedTeacher, OpenTeachers } from './open.ts';
 import { type Teacher, type TeacherRequest, type TeacherScore, TeacherScoreError } from './types.ts';
 
@@ -58,18 +66,14 @@ export interface AlignPlan {
   request: TeacherRequest;
   /** Exact path: the inner log-probs are the answer as they are. */
   exact: boolean;
+  /** Student completion token ranges ↔ teacher completion token ranges (specials and the end token as 1:1 spans). */
   spans: Span[];
-  /** Student completion tokens aligned through spans (the rest are the tail, then the end token). */
-  aligned: number;
-  /** The student's last token is an end token paired with the teacher's last scored token. */
-  endPaired: boolean;
-  /** Teacher completion tokens before the end token. */
-  teacherBody: number;
 }
 
 export class AlignedTeacher implements Teacher {
   private readonly sBytes: TokenBytes;
   private readonly tBytes: TokenBytes;
+  private readonly tByte: (b: number) => number | null;
   private readonly sameTokenizer: boolean;
   private readonly stop: Set<number>;
   private endOfTurnId: number | null | undefined;
@@ -80,6 +84,7 @@ export class AlignedTeacher implements Teacher {
   ) {
     this.sBytes = tokenBytesOf(o.student);
     this.tBytes = tokenBytesOf(o.teacher);
+    this.tByte = byteTokensOf(o.teacher);
     this.sameTokenizer = o.student.fingerprint() === o.teacher.fingerprint();
     this.stop = new Set(o.studentStopIds ?? o.student.eosTokenIds);
   }
@@ -112,27 +117,52 @@ export class AlignedTeacher implements Teacher {
     const prompt = this.teacherPrompt(req);
     const studentPrompt = req.ids.slice(0, req.start);
     if (this.sameTokenizer && prompt.ids.length === studentPrompt.length && prompt.ids.every((id, i) => id === studentPrompt[i]))
-      return { request: { ids: req.ids, start: req.start }, exact: true, spans: [], aligned: n, endPaired: false, teacherBody: n };
+      return { request: { ids: req.ids, start: req.start }, exact: true, spans: [] };
     if (prompt.ids.length === 0) throw new TeacherScoreError(index, "the teacher's rendering of the prompt has no tokens; a scored sequence needs at least one prompt token");
     const completion = req.ids.slice(req.start);
-    const last = completion.at(-1);
-    const endPaired = last !== undefined && this.stop.has(last) && this.sBytes(last) === null;
-    const body = endPaired ? completion.slice(0, -1) : completion;
-    const st = studentTextBytes(body.map((id) => this.sBytes(id)));
-    let teacher: { ids: number[]; bytes: Uint8Array[] };
-    try {
-      teacher = teacherTokens(this.o.teacher, this.tBytes, st.text);
-    } catch (e) {
-      throw new TeacherScoreError(index, (e as Error).message);
-    }
-    const spans = alignTokens(st.tokenBytes.slice(0, st.tail), teacher.bytes);
-    const ids = [...prompt.ids, ...teacher.ids];
-    if (endPaired) {
-      const end = this.teacherEndOfTurn(prompt.chat);
-      if (end === null) throw new TeacherScoreError(index, "the student's completion ends with an end token but the teacher's tokenizer has no end-of-turn / EOS token to pair it with");
-      ids.push(end);
-    }
-    return { request: { ids, start: prompt.ids.length }, exact: false, spans, aligned: st.tail, endPaired, teacherBody: teacher.ids.length };
+    const ids: number[] = [];
+    const spans: Span[] = [];
+    // runs of text tokens are aligned byte for byte; a token that spells nothing (a special) is paired
+    // with the teacher's token of the same name (the final stop token with its end of turn), or gets nothing
+    let runStart = 0;
+    const alignRun = (end: number) => {
+      if (end <= runStart) return;
+      const raw = completion.slice(runStart, end).map((id) => this.sBytes(id)!);
+      let teacher: { ids: number[]; bytes: Uint8Array[] };
+      let student: Uint8Array[];
+      try {
+        // the student's bytes as they are (invalid or cut-off bytes as the teacher's byte tokens); else valid text
+        const direct = teacherTokensOfBytes(this.o.teacher, this.tBytes, this.tByte, concatBytes(raw));
+        if (direct) [teacher, student] = [direct, raw];
+        else {
+          const st = studentTextBytes(raw);
+          [teacher, student] = [teacherTokens(this.o.teacher, this.tBytes, st.text), st.tokenBytes.slice(0, st.tail)];
+        }
+      } catch (e) {
+        throw new TeacherScoreError(index, (e as Error).message);
+      }
+      const [a0, b0] = [runStart, ids.length];
+      for (const sp of alignTokens(student, teacher.bytes)) spans.push({ a: [a0 + sp.a[0], a0 + sp.a[1]], b: [b0 + sp.b[0], b0 + sp.b[1]], bytes: sp.bytes });
+      ids.push(...teacher.ids);
+    };
+    completion.forEach((id, k) => {
+      if (this.sBytes(id) !== null) return;
+      alignRun(k);
+      runStart = k + 1;
+      let pair: number | null;
+      if (k === completion.length - 1 && this.stop.has(id)) {
+        pair = this.teacherEndOfTurn(prompt.chat);
+        if (pair === null) throw new TeacherScoreError(index, "the student's completion ends with an end token but the teacher's tokenizer has no end-of-turn / EOS token to pair it with");
+      } else {
+        const name = this.o.student.idToToken(id);
+        pair = name === undefined ? null : (this.o.teacher.specialTokens.get(name) ?? null);
+      }
+      if (pair === null) return;
+      spans.push({ a: [k, k + 1], b: [ids.length, ids.length + 1], bytes: [0, 0] });
+      ids.push(pair);
+    });
+    alignRun(completion.length);
+    return { request: { ids: [...prompt.ids, ...ids], start: prompt.ids.length }, exact: false, spans };
   }
 
   /** The per-student-token values of one request from the inner teacher's log-probs (see the header). */
@@ -146,10 +176,6 @@ export class AlignedTeacher implements Teacher {
       for (let j = sp.b[0]; j < sp.b[1]; j++) g += teacherLogprobs[j]!;
       for (let t = sp.a[0]; t < sp.a[1]; t++) g -= samplerLogprobs[t]!;
       for (let t = sp.a[0]; t < sp.a[1]; t++) gaps[t] = g / n;
-    }
-    if (p.endPaired) {
-      const t = samplerLogprobs.length - 1;
-      gaps[t] = teacherLogprobs[p.teacherBody]! - samplerLogprobs[t]!;
     }
     return samplerLogprobs.map((s, t) => s + gaps[t]!);
   }
