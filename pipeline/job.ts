@@ -49,7 +49,6 @@ import type { OpdJob, OpdSettings } from './recipes/opd.ts';
 import { type PersistOptions, runPersisted } from './recipes/persisted.ts';
 import { type RunData, loadRunData } from './run-data.ts';
 import { writeReport } from './report.ts';
-import { lockRunDir } from './run-lock.ts';
 import { builtinStudentDir, checkStudentFiles, readEvalBefore, writeEvalBefore } from './startup.ts';
 import { type RunDir, checkResumeConfig, openRunDir, readMetrics, readSegments, writeFrozenConfig, writeSegments } from './rundir.ts';
 
@@ -92,13 +91,8 @@ export function settingsOf(c: RunConfig): OpdSettings {
     seed: c.run.seed,
     trainStep: c.train.step,
     runtime: { device: c.runtime.device, threads: c.runtime.threads },
-    chat: chatOf(c),
-    objective: c.algo.objective,
   };
 }
-
-/** How the run renders prompts (data.chatTemplate, data.chatTemplateKwargs; data/chat.ts). */
-export const chatOf = (c: RunConfig) => ({ chatTemplate: c.data.chatTemplate, chatTemplateKwargs: c.data.chatTemplateKwargs });
 
 /** The student directory: the configured one, or a {builtin} model created once inside the run directory. */
 export async function studentDir(c: RunConfig, runDir: string, warn: (m: string) => void = () => {}): Promise<string> {
@@ -139,9 +133,7 @@ export async function buildJob(c: RunConfig, runDir: string | RunDir, o: { log?:
   // a top-k divergence asks for the teacher's top-k: a local teacher computes it only when opened with that k
   const topK = policyLossOptions(c).distill?.divergence?.topK;
   const specs = c.teachers.map((t) => (topK && t.kind === 'local' ? { ...t, topK } : t));
-  // sft_teacher samples with the teacher's own weights in-process and scores nothing
-  const teacherSampler = c.algo.objective === 'sft_teacher' ? await loadSamplingTeacher(c, tokenizer) : undefined;
-  const teachers = await openTeachers(c.algo.blend.mode === 'grpo' || teacherSampler ? [] : specs, {
+  const teachers = await openTeachers(c.algo.blend.mode === 'grpo' ? [] : specs, {
     threads: c.runtime.threads, device: c.runtime.device, defaultTokenizer: sdir, cacheDir: join(c.run.outDir, 'score-cache'), routing: c.routing,
   });
   try {
@@ -175,7 +167,6 @@ export async function buildJob(c: RunConfig, runDir: string | RunDir, o: { log?:
           }
         : undefined,
       settings: settingsOf(c),
-      ...(teacherSampler ? { teacherSampler } : {}),
     };
     const persist = { checkpointEvery: c.run.checkpointEvery, keepLast: c.run.keepCheckpoints, tokenizerFrom: sdir };
     return { config: c, run, studentDir: sdir, student, tokenizer, lora, teachers, data, score, opd, persist, close: () => teachers.close() };
@@ -183,20 +174,6 @@ export async function buildJob(c: RunConfig, runDir: string | RunDir, o: { log?:
     await teachers.close().catch(() => {});
     throw e;
   }
-}
-
-/** Objective sft_teacher: the sampling teacher's model (a local HF directory sharing the student's tokenizer). */
-async function loadSamplingTeacher(c: RunConfig, studentTok: Tok): Promise<NonNullable<OpdJob['teacherSampler']>> {
-  const id = c.algo.sftTeacher ?? c.routing.defaultTeacher ?? c.teachers[0]?.id;
-  const t = c.teachers.find((x) => x.id === id);
-  const fix = 'set algo.sftTeacher to the id of a local teacher whose path is a Hugging Face model directory';
-  if (!t) throw new Error(`algo.objective sft_teacher: no teacher ${id === undefined ? '(teachers is empty)' : `"${id}" in teachers`}; ${fix}`);
-  if (t.kind !== 'local' || t.path.endsWith('.onnx'))
-    throw new Error(`algo.objective sft_teacher: teacher "${t.id}" is ${t.kind === 'local' ? `an ONNX file (${t.path})` : `an HTTP server (${t.url})`}, but the baseline samples with the teacher's weights in-process; ${fix}`);
-  const [model, tok] = await Promise.all([loadModelDir(t.path), loadTokenizer(t.path)]);
-  if (tok.fingerprint() !== studentTok.fingerprint())
-    throw new Error(`algo.objective sft_teacher: teacher "${t.id}" (${t.path}) has another tokenizer than the student; the student trains on the teacher's token ids, so both must share one tokenizer`);
-  return { config: model.config, weights: model.weights };
 }
 
 /** What a finished (or stopped) run reports; also written to <run>/summary.json when it finishes. */
@@ -240,17 +217,8 @@ export interface RunHooks {
   startedAt?: number;
 }
 
-/** Build and run the job of `c` in `run` to the end (or until `shouldStop`); see the header. Holds <run>/run.lock throughout (pipeline/run-lock.ts). */
+/** Build and run the job of `c` in `run` to the end (or until `shouldStop`); see the header. */
 export async function runJob(c: RunConfig, run: RunDir, hooks: RunHooks = {}): Promise<{ summary: RunSummary; stopped: boolean }> {
-  const lock = lockRunDir(run.dir, (m) => hooks.log?.warn(m)); // a second process on this directory is refused here, naming the holder
-  try {
-    return await runLocked(c, run, hooks);
-  } finally {
-    lock.release();
-  }
-}
-
-async function runLocked(c: RunConfig, run: RunDir, hooks: RunHooks): Promise<{ summary: RunSummary; stopped: boolean }> {
   const t0 = hooks.startedAt ?? performance.now();
   const log = hooks.log ?? silent;
   const earlier = readSegments(run.dir, (m) => log.warn(m));
@@ -323,17 +291,14 @@ async function runLocked(c: RunConfig, run: RunDir, hooks: RunHooks): Promise<{ 
  * directory to resume. One holding a different frozen config is refused (naming the changes)
  * unless `force`, which continues the run under the new config.
  */
-export async function prepareRunDir(c: RunConfig, opts: { force?: boolean; warn?: (message: string) => void } = {}): Promise<string> {
+export async function prepareRunDir(c: RunConfig, opts: { force?: boolean } = {}): Promise<string> {
   const dir = resolve(c.run.outDir, c.run.name ?? `run-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}`);
-  await mkdir(dir, { recursive: true });
-  const lock = lockRunDir(dir, opts.warn); // a run in progress there refuses this one before its config is compared or replaced
-  try {
-    if (existsSync(join(dir, 'config.json'))) {
-      const changes = checkResumeConfig(dir, c, { override: opts.force });
-      if (changes.length) await writeFrozenConfig(dir, c, { replace: true }); // --force: the run continues under the new config
-    } else await writeFrozenConfig(dir, c);
-  } finally {
-    lock.release();
+  if (existsSync(join(dir, 'config.json'))) {
+    const changes = checkResumeConfig(dir, c, { override: opts.force });
+    if (changes.length) await writeFrozenConfig(dir, c, { replace: true }); // --force: the run continues under the new config
+  } else {
+    await mkdir(dir, { recursive: true });
+    await writeFrozenConfig(dir, c);
   }
   return dir;
 }
@@ -342,7 +307,7 @@ const fmt = (x: unknown) => (typeof x === 'number' ? x.toFixed(3) : 'n/a');
 
 /** One held-out evaluation (greedy) of the run's held-out records, its completions kept in <run>/eval/<name>.jsonl. */
 function heldOutScorer(c: RunConfig, run: RunDir, scoring: Scoring, test: readonly TaskRecord[]): HeldOutScorer {
-  const opts = { seed: c.run.seed, maxNewTokens: c.rollout.maxNewTokens, keepSamples: Infinity, chat: chatOf(c), runtime: { device: c.runtime.device, threads: c.runtime.threads } };
+  const opts = { seed: c.run.seed, maxNewTokens: c.rollout.maxNewTokens, keepSamples: Infinity, runtime: { device: c.runtime.device, threads: c.runtime.threads } };
   return async (model, tok, name) => {
     const r = await evaluateRecords(model, tok, test, scoring, opts);
     await mkdir(run.eval, { recursive: true });
