@@ -29,6 +29,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { atomicWriteFile, fsyncDir } from '../engine/io/atomic.ts';
+import { writeError } from '../engine/io/disk-errors.ts';
 import { CorruptArtifactError } from '../data/store/shards.ts';
 
 /** Absolute paths of everything a run directory holds. */
@@ -111,14 +112,22 @@ export async function appendMetrics(runDir: string, record: MetricsRecord): Prom
   if (!Number.isSafeInteger(record.step)) throw new Error(`appendMetrics: step must be an integer, got ${JSON.stringify(record.step)}`);
   const file = runDirPaths(runDir).metrics;
   const line = Buffer.from(JSON.stringify(record, finiteReplacer) + '\n');
-  const fh = await fsp.open(file, 'a+');
+  const fh = await fsp.open(file, 'a+').catch((e: unknown) => {
+    throw writeError(e, file);
+  });
   try {
     const { size } = await fh.stat();
     if (size > 0 && !(await endsWithNewline(fh, size))) {
       throw new CorruptArtifactError(file, 'the last line is incomplete (the job was killed mid-write); call truncateMetricsAfter(step) when resuming');
     }
-    for (let off = 0; off < line.length; ) off += (await fh.write(line, off)).bytesWritten;
-    await fh.sync();
+    try {
+      for (let off = 0; off < line.length; ) off += (await fh.write(line, off)).bytesWritten;
+      await fh.sync();
+    } catch (e) {
+      // a full disk can cut the line: take it back, so the file keeps whole lines only
+      await fh.truncate(size).catch(() => undefined);
+      throw writeError(e, file);
+    }
   } finally {
     await fh.close();
   }

@@ -1,7 +1,8 @@
 // Crash-safe file replacement (docs/reliability.md habit 1): write a unique temp file in the target's
 // directory, loop until every byte is written, fsync it, rename it over the target, fsync the
 // directory. Readers see the old file or the new one, never a mix. On any error before the rename the
-// temp file is removed and the error rethrown. Chunks are written one at a time, so multi-GB weights
+// temp file is removed and the error rethrown (a full disk or an I/O error as a DiskWriteError naming
+// the target and what to do: engine/io/disk-errors.ts). Chunks are written one at a time, so multi-GB weights
 // never need one contiguous buffer.
 // Leaves out: keeping the old file's mode/owner (new files get 0o666 & ~umask); directory fsync on
 // Windows (impossible there, skipped); sweeping temp files left by kill -9 (they are named
@@ -11,6 +12,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { writeError } from './disk-errors.ts';
 
 export type FileChunks = Iterable<Uint8Array> | Uint8Array;
 
@@ -47,9 +49,11 @@ export async function atomicWriteFile(target: string, chunks: FileChunks): Promi
   } catch (err) {
     if (fh !== null) await fh.close().catch(() => undefined);
     if (created) await fsp.rm(tmp, { force: true }).catch(() => undefined);
-    throw err;
+    throw writeError(err, target);
   }
-  await fsyncDir(path.dirname(target));
+  await fsyncDir(path.dirname(target)).catch((err: unknown) => {
+    throw writeError(err, target);
+  });
 }
 
 export function atomicWriteFileSync(target: string, chunks: FileChunks): void {
@@ -75,9 +79,13 @@ export function atomicWriteFileSync(target: string, chunks: FileChunks): void {
   } catch (err) {
     if (fd >= 0) ignoreErrors(() => fs.closeSync(fd));
     if (created) ignoreErrors(() => fs.rmSync(tmp, { force: true }));
-    throw err;
+    throw writeError(err, target);
   }
-  fsyncDirSync(path.dirname(target));
+  try {
+    fsyncDirSync(path.dirname(target));
+  } catch (err) {
+    throw writeError(err, target);
+  }
 }
 
 /** fsync a directory so a rename or create inside it survives a power cut. */
