@@ -16,11 +16,19 @@
 // passes it (413, connection closed, nothing more read); bad ids, empty or over-long prompts, bad
 // fields -> 400 with a JSON message; unknown path 404. Every error is answered and the server keeps
 // serving. Batching: requests that arrive within `batchWindowMs` of the first, or while the teacher
-// is busy, go to the teacher in one score() call (the Scorer then packs them by length).
+// is busy, go to the teacher in one score() call (the local teacher still scores each sequence
+// alone, so a score does not depend on its batch: docs/reliability.md R18).
+//
+// Stopping (close(), R19): connections the kernel has already accepted and bytes clients have
+// already sent are read first; then the server stops listening and closes idle connections.
+// Requests that had arrived are answered (with Connection: close); after `drainMs` every connection
+// still open (a half-sent request, a client that never reads) is cut and queued scoring refused.
+// close() resolves when no connection is left; a teacher call already running in the worker is not
+// interrupted (its answer is dropped).
 
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import type { Tokenizer } from '../data/tokenizer/types.ts';
 import type { LocalScoreOptions } from './local.ts';
 import type { TeacherIdentity, TeacherRequest, TeacherScore } from './types.ts';
@@ -55,6 +63,8 @@ export interface TeacherServerOptions {
   batchWindowMs?: number;
   /** Most sequences per teacher call; default 256. */
   maxBatchSequences?: number;
+  /** How long close() waits for open requests before cutting their connections (ms); default 10000. */
+  drainMs?: number;
   log?: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
 
@@ -104,6 +114,15 @@ export class Batcher {
       this.queue.push({ reqs, k, temperature, resolve, reject });
       if (!this.busy && !this.timer) this.timer = setTimeout(() => void this.drain(), this.windowMs);
     });
+  }
+
+  /** Refuse every job not yet given to the teacher (a call in progress finishes). */
+  abort(reason: Error): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const queued = this.queue;
+    this.queue = [];
+    for (const j of queued) j.reject(reason);
   }
 
   /** Run batches until the queue is empty; jobs queued meanwhile join the next batch at once. */
@@ -195,6 +214,11 @@ export class TeacherServer {
   private readonly batcher: Batcher;
   private readonly decoded = new Map<number, string>();
   private completions = 0;
+  private draining = false;
+  private closing: Promise<void> | null = null;
+  private cutNow: (() => void) | null = null;
+  private readonly sockets = new Set<Socket>();
+  private accepted = 0;
 
   private constructor(
     private readonly teacher: ServedTeacher,
@@ -221,6 +245,7 @@ export class TeacherServer {
       modelName: opts.modelName ?? teacher.identity.modelId,
       batchWindowMs: opts.batchWindowMs ?? 5,
       maxBatchSequences: opts.maxBatchSequences ?? 256,
+      drainMs: opts.drainMs ?? 10_000,
       log: opts.log ?? (() => {}),
     };
     const server = http.createServer();
@@ -230,6 +255,11 @@ export class TeacherServer {
     });
     const s = new TeacherServer(teacher, server, resolved, host);
     server.on('request', (req, res) => void s.handle(req, res));
+    server.on('connection', (socket: Socket) => {
+      s.sockets.add(socket);
+      s.accepted++;
+      socket.once('close', () => s.sockets.delete(socket));
+    });
     // Expect: 100-continue: refuse before the client sends the body.
     server.on('checkContinue', (req, res) => {
       if (Number(req.headers['content-length']) > resolved.maxBodyBytes) return void s.handle(req, res);
@@ -244,12 +274,43 @@ export class TeacherServer {
     return { completions: this.completions, runs: this.batcher.runs };
   }
 
-  /** Stop accepting connections and wait for open requests to be answered. */
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeIdleConnections();
-    });
+  /**
+   * Stop (see the file header): answer the requests that have arrived, then resolve once no
+   * connection is left; connections still open after `drainMs` (default the server's) are cut.
+   */
+  close(drainMs = this.o.drainMs): Promise<void> {
+    this.closing ??= (async () => {
+      this.draining = true;
+      let cut = false;
+      const cutAll = (this.cutNow = () => {
+        if (cut) return;
+        cut = true;
+        const n = this.sockets.size;
+        if (n) this.o.log('warn', `teacher server: ${n} connection(s) still open after the drain period closed`);
+        this.batcher.abort(new HttpError(503, 'ServiceUnavailable', 'the server is shutting down'));
+        this.server.closeAllConnections();
+      });
+      const timer = setTimeout(cutAll, drainMs);
+      // Turns of the event loop until two pass without a new connection: Node accepts one waiting
+      // connection per turn (closing the listener would reset those still in the kernel's backlog),
+      // and reads a new connection's bytes one turn later; a request already sent has then begun
+      // and is not closed as idle.
+      for (let quiet = 0, seen = this.accepted; quiet < 2 && !cut; seen = this.accepted) {
+        await new Promise((r) => setImmediate(r));
+        quiet = this.accepted === seen ? quiet + 1 : 0;
+      }
+      const closed = new Promise<void>((resolve) => this.server.close(() => resolve())); // also closes idle connections
+      if (cut) this.server.closeAllConnections();
+      await closed;
+      clearTimeout(timer);
+      this.cutNow = null;
+    })();
+    return this.closing;
+  }
+
+  /** During close(): cut the connections still open now instead of at the end of the drain period. */
+  cut(): void {
+    this.cutNow?.();
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -267,11 +328,12 @@ export class TeacherServer {
       if (path === '/v1/models') return send(res, 200, this.models());
       const body = await readJson(req, this.o.maxBodyBytes);
       this.completions++;
-      return send(res, 200, await this.complete(body));
+      const answer = await this.complete(body);
+      return send(res, 200, answer, this.draining ? { connection: 'close' } : {});
     } catch (e) {
       const err = e instanceof HttpError ? e : this.internal(e);
-      if (err.status >= 500) this.o.log('error', `teacher server: ${err.message}`);
-      send(res, err.status, { object: 'error', message: err.message, type: err.type, param: null, code: err.status }, err.headers);
+      if (err.status >= 500 && !this.draining) this.o.log('error', `teacher server: ${err.message}`);
+      send(res, err.status, { object: 'error', message: err.message, type: err.type, param: null, code: err.status }, { ...err.headers, ...(this.draining ? { connection: 'close' } : {}) });
       if (err.status === 413) res.once('finish', () => req.socket.destroy()); // read no more of it
     }
   }
@@ -326,6 +388,7 @@ export class TeacherServer {
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.destroyed || res.socket?.destroyed) return; // the client went away, or the drain period cut it
   if (res.headersSent) return void res.end();
   const text = JSON.stringify(body);
   const close = status === 413 ? { connection: 'close' } : {};

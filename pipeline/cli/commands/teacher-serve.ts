@@ -1,7 +1,10 @@
 // `opd teacher serve --model DIR|FILE.onnx`: a local teacher over vLLM's OpenAI-compatible
-// completions protocol (teacher/server.ts), until SIGINT or SIGTERM, which close it cleanly (answers
-// in flight are finished; exit code 0). Prints the listening URL on stdout. Listens on 127.0.0.1
-// unless --host is given; a non-loopback --host is allowed, with a warning.
+// completions protocol (teacher/server.ts), until SIGINT or SIGTERM. Either stops it cleanly
+// (docs/reliability.md R19): no new connections; requests that arrived before the signal are
+// answered; connections still open after --drain-seconds (default 10: a half-sent request, a
+// client that never reads) are cut; then the teacher is closed and the process exits 0. A second
+// signal cuts the open connections at once. Prints the listening URL on stdout. Listens on
+// 127.0.0.1 unless --host is given; a non-loopback --host is allowed, with a warning.
 
 import { readFileSync } from 'node:fs';
 import { openTeacher } from '../../../teacher/open.ts';
@@ -27,7 +30,7 @@ export const teacherServe: Command = {
   summary: 'serve a local teacher over the vLLM/OpenAI completions protocol (prompt_logprobs)',
   usage:
     'teacher serve --model DIR|FILE.onnx [--tokenizer DIR] [--host 127.0.0.1] [--port 8000] [--token-file F] [--max-body-bytes N] ' +
-    '[--max-seq-len N] [--max-logprobs K] [--temperature T] [--served-model-name NAME] [--pack [--batch-tokens N]] [--device cpu] [--threads N]',
+    '[--max-seq-len N] [--max-logprobs K] [--temperature T] [--served-model-name NAME] [--pack [--batch-tokens N]] [--drain-seconds S] [--device cpu] [--threads N]',
   options: {
     model: { type: 'string' },
     tokenizer: { type: 'string' },
@@ -41,6 +44,7 @@ export const teacherServe: Command = {
     'served-model-name': { type: 'string' },
     'batch-tokens': { type: 'string' },
     pack: { type: 'boolean' },
+    'drain-seconds': { type: 'string' },
     ...runtimeOptions,
   },
   async run({ values }) {
@@ -52,6 +56,7 @@ export const teacherServe: Command = {
     const maxSeqLen = values['max-seq-len'] === undefined ? undefined : num(values, 'max-seq-len', 0, { int: true, min: 1 });
     const topK = num(values, 'max-logprobs', 20, { int: true, min: 0 });
     const temperature = num(values, 'temperature', 1, { min: 1e-6 });
+    const drainSeconds = num(values, 'drain-seconds', 10, { min: 0 });
     const batchTokens = values['batch-tokens'] === undefined ? undefined : num(values, 'batch-tokens', 0, { int: true, min: 1 });
     const log = createLogger();
     const { teacher } = await openTeacher({ kind: 'local', path: model, topK, temperature, batchTokens, pack: values.pack === true, tokenizer: str(values, 'tokenizer', null) ?? undefined }, runtimeFrom(values));
@@ -60,7 +65,7 @@ export const teacherServe: Command = {
       if (host !== null && !isLoopback(host))
         log.warn(`listening on non-loopback address ${host}: anyone who can reach it can use this teacher${token ? '' : ' (no --token-file: no authentication)'}`);
       server = await TeacherServer.start(teacher, {
-        host: host ?? undefined, port, allowNonLoopback: host !== null, token, maxBodyBytes, maxSeqLen, batchWindowMs: 5,
+        host: host ?? undefined, port, allowNonLoopback: host !== null, token, maxBodyBytes, maxSeqLen, batchWindowMs: 5, drainMs: drainSeconds * 1000,
         modelName: str(values, 'served-model-name', null) ?? model,
         log: (level, message) => log.log(level, message),
       });
@@ -72,7 +77,9 @@ export const teacherServe: Command = {
     const signal = await new Promise<string>((resolve) => {
       for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => resolve(s));
     });
-    log.info(`${signal}: closing`);
+    log.info(`${signal}: closing (open requests get up to ${drainSeconds} s)`);
+    const again = () => server.cut();
+    process.on('SIGINT', again).on('SIGTERM', again);
     await server.close();
     await teacher.close();
   },
