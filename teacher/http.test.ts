@@ -25,14 +25,17 @@ async function withFake(flavor: 'vllm' | 'sglang', behaviour: FakeBehaviour, fn:
   }
 }
 
+// The default timeout is far longer than any answer takes on a loaded machine, so no test but the
+// timeout test sees a retry it did not ask for (the request counts below are exact).
 const teacherOf = (f: FakeServer, o: Partial<HttpTeacherOptions> = {}) =>
-  new HttpTeacher({ url: f.url, model: 'fake-teacher', flavor: 'vllm', timeoutMs: 200, backoffMs: 5, retries: 2, identity: { tokenizerFingerprint: 'fp', vocabSize: 1000 }, ...o });
+  new HttpTeacher({ url: f.url, model: 'fake-teacher', flavor: 'vllm', timeoutMs: 60_000, backoffMs: 5, retries: 2, identity: { tokenizerFingerprint: 'fp', vocabSize: 1000 }, ...o });
 
 /** score() on `fault` at scoring request 1, for one flavor. */
 async function scoreWithFault(flavor: 'vllm' | 'sglang', fault: Fault, k = 0) {
   let result: { error?: Error; scoring: number; value?: unknown; url: string } = { scoring: 0, url: '' };
   await withFake(flavor, { faults: { 1: fault } }, async (f) => {
-    const t = teacherOf(f, { flavor });
+    // A fault that never answers needs a timeout; the good attempt after it has the same 3 s.
+    const t = teacherOf(f, { flavor, ...(fault.type === 'delay' ? { timeoutMs: 3000 } : {}) });
     try {
       result.value = await t.score([reqs[0]!], { topK: k });
     } catch (e) {
@@ -78,7 +81,7 @@ for (const flavor of ['vllm', 'sglang'] as const) {
   });
 
   const retried: Array<[string, Fault]> = [
-    ['a timeout', { type: 'delay', ms: 1000 }],
+    ['a timeout', { type: 'delay', ms: 600_000 }], // never answers
     ['HTTP 500', { type: 'status', status: 500 }],
     ['HTTP 503', { type: 'status', status: 503 }],
     ['a connection reset', { type: 'reset' }],
@@ -144,7 +147,7 @@ test('429 waits for Retry-After (seconds) or retry-after-ms', async () => {
     [{ type: 'status', status: 429, retryAfterMs: 150 }, 140],
   ] as Array<[Fault, number]>) {
     await withFake('sglang', { faults: { 1: fault } }, async (f) => {
-      const t = teacherOf(f, { flavor: 'sglang', timeoutMs: 2000 });
+      const t = teacherOf(f, { flavor: 'sglang' });
       const t0 = performance.now();
       await t.score([reqs[1]!]);
       assert.ok(performance.now() - t0 >= atLeast, `waited ${performance.now() - t0} ms`);
@@ -170,7 +173,8 @@ test('requests in flight never exceed the concurrency bound', async () => {
     const batch = Array.from({ length: 10 }, (_, i) => ({ ids: [1, 2, 3 + i], start: 1 }));
     await Promise.all([t.score(batch.slice(0, 5)), t.score(batch.slice(5))]);
     assert.equal(f.stats.scoring, 10);
-    assert.equal(f.stats.maxInFlight, 3);
+    // The bound is what is promised; whether all 3 slots overlapped at the fake depends on scheduling.
+    assert.ok(f.stats.maxInFlight >= 1 && f.stats.maxInFlight <= 3, `${f.stats.maxInFlight} requests in flight at once`);
     await t.close();
   });
 });
@@ -184,13 +188,13 @@ test('a closed port gives a clear error after the retries', async () => {
 });
 
 test('requests are checked before anything is sent; close() stops the teacher', async () => {
-  await withFake('vllm', { latencyMs: 100 }, async (f) => {
-    const t = teacherOf(f, { timeoutMs: 1000 });
+  await withFake('vllm', { latencyMs: 600_000 }, async (f) => {
+    const t = teacherOf(f);
     await assert.rejects(t.score([{ ids: [1, 1000], start: 1 }]), /request 0: token id 1000 at position 1 is outside the vocabulary 0..999/);
     await assert.rejects(t.score([{ ids: [1, 2], start: 0 }]), /start 0 outside 1..2/);
     assert.equal(f.stats.scoring, 0);
     const pending = t.score(reqs);
-    await new Promise((r) => setTimeout(r, 20));
+    while (f.stats.scoring < reqs.length) await new Promise((r) => setTimeout(r, 5)); // both requests are at the fake, which never answers
     await t.close();
     await assert.rejects(pending, /the teacher was closed/);
     await assert.rejects(t.score(reqs), /score\(\) after close\(\)/);

@@ -191,16 +191,18 @@ async function timerGaps(work: () => Promise<unknown>): Promise<{ maxGap: number
 }
 
 test('the main thread keeps running timers while the worker scores', async (t) => {
+  // What is promised is that the event loop is free while the worker scores, so timers fire
+  // during the scoring. Ticks are counted, not timed (a loaded machine stretches every gap): a
+  // main thread blocked for the whole scoring would see none.
   const long = Array.from({ length: 24 }, () => ({ ids: Array.from({ length: 500 }, (_, i) => (i * 7) % 256), start: 1 }));
   const { maxGap, took, ticks } = await timerGaps(() => teacher.score(long));
   t.diagnostic(`worker: scoring ${took.toFixed(0)} ms, ${ticks} ticks, longest gap ${maxGap.toFixed(1)} ms`);
-  assert.ok(took > 150, `scoring took ${took.toFixed(0)} ms; the test needs a long run`);
-  assert.ok(maxGap < 100, `longest gap between 5 ms timer ticks: ${maxGap.toFixed(0)} ms during ${took.toFixed(0)} ms of scoring`);
-  assert.ok(ticks >= took / 25, `${ticks} ticks in ${took.toFixed(0)} ms`);
-  // Control: the same work on this thread stalls the timers, so the check above can fail.
+  assert.ok(ticks >= 5, `only ${ticks} timer ticks during ${took.toFixed(0)} ms of scoring in the worker`);
+  // Control: the same sequences in one ONNX Runtime run on this thread: no timer fires during it,
+  // so the check above can fail.
   const feeds = weightFeeds(model.config, model.weights);
-  const s = await Scorer.create(model.config, () => feeds, { threads: 1, batchTokens: 4000 });
+  const s = await Scorer.create(model.config, () => feeds, { threads: 1, batchTokens: 1 << 20 });
   const here = await timerGaps(() => s.score(long)).finally(() => s.release());
-  t.diagnostic(`main thread: scoring ${here.took.toFixed(0)} ms, longest gap ${here.maxGap.toFixed(1)} ms`);
-  assert.ok(here.maxGap > 2 * maxGap && here.maxGap > 30, `control: longest gap ${here.maxGap.toFixed(0)} ms`);
+  t.diagnostic(`main thread: scoring ${here.took.toFixed(0)} ms, ${here.ticks} ticks, longest gap ${here.maxGap.toFixed(1)} ms`);
+  assert.ok(here.ticks <= 2, `control: ${here.ticks} ticks while one run blocked this thread`);
 });
