@@ -112,3 +112,19 @@ test('opd eval --data on a conversational file with a reward module: prompts are
   assert.deepEqual(rows.map((x) => x.prompt), ['1+2=', '4+4=']);
   assert.ok(rows.every((x) => x.reward === 1 && !x.completion.includes('<|')), JSON.stringify(rows));
 });
+
+test('opd generate: a conversational --input record is rendered like --chat; bad --chat-template-kwargs is a usage error', async () => {
+  const input = jsonl('gen.jsonl', [{ messages: [user('1+2=')] }]);
+  const fromFile = await opd('generate', '--model', model, '--input', input, '--max-new-tokens', '5', '--json');
+  assert.equal(fromFile.code, 0, fromFile.stderr);
+  const viaChat = await opd('generate', '--model', model, '--prompt', '1+2=', '--chat', '--max-new-tokens', '5', '--json');
+  assert.equal(viaChat.code, 0, viaChat.stderr);
+  const [a] = lines(fromFile.stdout);
+  const [b] = lines(viaChat.stdout);
+  assert.equal(a.prompt, '1+2=');
+  assert.deepEqual(a.tokens, b.tokens);
+  assert.deepEqual(a.logprobs, b.logprobs);
+  const bad = await opd('generate', '--model', model, '--prompt', 'x', '--chat', '--chat-template-kwargs', '[1]');
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--chat-template-kwargs must be a JSON object/);
+});

@@ -1,5 +1,9 @@
 // `opd generate --model DIR --prompt TEXT`: sample completions with the KV-cache generator.
-// Repeat --prompt for a batch; --chat wraps each prompt in the tokenizer's chat template.
+// Repeat --prompt for a batch; --chat wraps each prompt in the tokenizer's chat template (as one
+// user turn, + generation prompt, encoded without adding specials as transformers does).
+// Conversational --input records (TRL prompt lists, a "messages" column) are always rendered with the
+// template (data/chat.ts); --chat-template-kwargs JSON reaches it (e.g. {"enable_thinking": false}).
+// Sampling stops at every EOS id, and at the template's end of turn when a template is used.
 // Prints one completion per prompt; --json prints tokens, log-probs and the finish reason too.
 // --input FILE takes the prompts from a prompt file (JSONL/Parquet/Arrow, a "prompt" field per
 // record, as data.path reads them; a malformed record fails naming its line) and prints exactly one
@@ -12,10 +16,12 @@ import { Rng } from '../../../engine/rng.ts';
 import { loadPrompts } from '../../../data/sources/index.ts';
 import { loadTokenizer } from '../../../data/tokenizer/hf.ts';
 import { Generator, stopTokenIds } from '../../../student/generate/generate.ts';
+import { chatStopIds, encodePrompt, usesTemplate } from '../../../data/chat.ts';
+import type { TaskRecord } from '../../../data/tasks/types.ts';
 import { weightFeeds } from '../../../student/model/runner.ts';
 import { loadModelDir } from '../../../student/model/weights.ts';
 import { createProgress } from '../../progress.ts';
-import { flag, num, runtimeFrom, runtimeOptions, str } from '../args.ts';
+import { chatFrom, flag, num, runtimeFrom, runtimeOptions, str } from '../args.ts';
 import { type Command, UsageError, type Values } from '../command.ts';
 
 const DEFAULT_MAX_NEW_TOKENS = 64;
@@ -39,10 +45,10 @@ export function maxNewTokensFor(values: Values, context: number, promptLengths: 
 export const generate: Command = {
   name: 'generate',
   summary: 'sample completions from a model (KV cache, temperature / top-k / top-p, seeded)',
-  usage: 'generate --model DIR (--prompt TEXT [--prompt TEXT ...] | --input FILE.jsonl [--batch-size 64]) [--max-new-tokens 64] [--temperature 0] [--top-k K] [--top-p P] [--seed 0] [--chat] [--json]',
+  usage: 'generate --model DIR (--prompt TEXT [--prompt TEXT ...] | --input FILE.jsonl [--batch-size 64]) [--max-new-tokens 64] [--temperature 0] [--top-k K] [--top-p P] [--seed 0] [--chat] [--chat-template-kwargs JSON] [--json]',
   options: {
     model: { type: 'string' }, prompt: { type: 'string', multiple: true }, input: { type: 'string' }, 'batch-size': { type: 'string' }, 'max-new-tokens': { type: 'string' }, temperature: { type: 'string' },
-    'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' }, chat: { type: 'boolean' }, json: { type: 'boolean' }, ...runtimeOptions,
+    'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' }, chat: { type: 'boolean' }, 'chat-template-kwargs': { type: 'string' }, json: { type: 'boolean' }, ...runtimeOptions,
   },
   async run({ values }) {
     const dir = str(values, 'model');
@@ -53,8 +59,10 @@ export const generate: Command = {
     if (prompts.length === 0) throw new UsageError('--prompt is required (repeat it for a batch), or --input FILE.jsonl');
     const batchSize = num(values, 'batch-size', 64, { int: true, min: 1 });
     const [model, tok] = await Promise.all([loadModelDir(dir), loadTokenizer(dir)]);
-    const texts = flag(values, 'chat') ? prompts.map((p) => tok.applyChatTemplate([{ role: 'user', content: p }], { addGenerationPrompt: true })) : prompts;
-    const ids = texts.map((t) => tok.encode(t));
+    const chat = chatFrom({ 'chat-template': flag(values, 'chat') ? 'always' : 'auto', 'chat-template-kwargs': values['chat-template-kwargs'] });
+    const asRecords: Pick<TaskRecord, 'prompt' | 'messages'>[] = records ?? prompts.map((prompt) => ({ prompt }));
+    const ids = asRecords.map((r) => encodePrompt(tok, r, chat));
+    const templated = asRecords.some((r) => usesTemplate(r, chat));
     const feeds = weightFeeds(model.config, model.weights);
     const gen = await Generator.create(model.config, () => feeds, runtimeFrom(values));
     try {
@@ -67,7 +75,7 @@ export const generate: Command = {
         temperature: num(values, 'temperature', 0, { min: 0 }),
         topK,
         topP,
-        stopTokenIds: stopTokenIds(tok, model.config),
+        stopTokenIds: chatStopIds(tok, stopTokenIds(tok, model.config), templated, chat.chatTemplateKwargs),
         rng: new Rng(num(values, 'seed', 0, { int: true, min: 0 })),
         padId: tok.padTokenId ?? tok.eosTokenIds[0] ?? 0,
       };
