@@ -7,7 +7,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { TaskRecord } from '../../data/tasks/types.ts';
-import { loadQwen3 } from '../../data/tokenizer/test_fixtures.ts';
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadTokenizer } from '../../data/tokenizer/hf.ts';
+import { loadQwen3, qwen3Dir } from '../../data/tokenizer/test_fixtures.ts';
 import { Generator, type Completion, type GenerateOptions } from '../../student/generate/generate.ts';
 import { evaluateRecords } from '../eval.ts';
 import { rolloutStage } from './rollout-step.ts';
@@ -59,21 +63,31 @@ test('rollout stage: plain prompts encode as before; conversations through the Q
   assert.deepEqual(seen, ['149', '149', '149', '149'], 'rewards see the assistant text without <|im_end|>');
 });
 
+/** Qwen3's tokenizer as a base model ships it: eos_token <|endoftext|>, so only the template knows <|im_end|> ends a turn. */
+async function qwen3Base() {
+  const src = qwen3Dir()!;
+  const dir = mkdtempSync(join(tmpdir(), 'opd-qwen3-base-'));
+  symlinkSync(join(src, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+  const config = JSON.parse(readFileSync(join(src, 'tokenizer_config.json'), 'utf8'));
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ ...config, eos_token: '<|endoftext|>' }));
+  return loadTokenizer(dir);
+}
+
 test('held-out evaluation: the same rendering, and sampling stops at every EOS id and the end of turn', async () => {
-  const q = await loadQwen3();
+  const q = await qwen3Base();
+  assert.deepEqual(q.eosTokenIds, [ENDOFTEXT], 'the tokenizer alone does not stop at <|im_end|>');
   const { gen, calls } = fakeGenerator(q.encode('149', { addSpecialTokens: false }));
   const rewards: string[] = [];
   const scoring = { reward: async (_p: string, c: string) => (rewards.push(c), c === '149' ? 1 : 0), correct: (_r: TaskRecord, _c: string, w: number) => w >= 1 };
   const r = await evaluateRecords(gen, q, [plain, convo], scoring, { seed: 0, maxNewTokens: 8 });
   assert.deepEqual(calls[0]!.prompts, [q.encode(plain.prompt), q.encode(q.applyChatTemplate(convo.messages!, { addGenerationPrompt: true }), { addSpecialTokens: false })]);
-  assert.deepEqual([...calls[0]!.o.stopTokenIds].sort(), [...new Set([...q.eosTokenIds, ENDOFTEXT, IM_END])].sort());
-  assert.ok(calls[0]!.o.stopTokenIds.includes(IM_END));
+  assert.deepEqual(calls[0]!.o.stopTokenIds, [ENDOFTEXT, IM_END]);
   assert.deepEqual(rewards, ['149', '149']);
   assert.equal(r.correct, 2);
   // plain records only: the stop ids are exactly the EOS ids, as before
   const plainOnly = fakeGenerator([]);
   await evaluateRecords(plainOnly.gen, q, [plain], scoring, { seed: 0 });
-  assert.deepEqual(plainOnly.calls[0]!.o.stopTokenIds, [...new Set([...q.eosTokenIds, ENDOFTEXT])]);
+  assert.deepEqual(plainOnly.calls[0]!.o.stopTokenIds, [ENDOFTEXT]);
 });
 
 test('SFT tokenization: plain records as before (completion + EOS); conversations train on the template-written assistant turn', async () => {
