@@ -12,7 +12,7 @@ import path from 'node:path';
 import { mock, test } from 'node:test';
 import { appendMetrics, readMetrics } from '../../pipeline/rundir.ts';
 import { atomicWriteFile, atomicWriteFileSync } from './atomic.ts';
-import { DiskWriteError, mountPointOf, writeError } from './disk-errors.ts';
+import { DiskWriteError, describeFailure, mountPointOf, writeError } from './disk-errors.ts';
 
 const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'opd-diskfull-'));
@@ -91,4 +91,13 @@ test('writeError passes other errors through unchanged', () => {
   assert.equal(writeError(e, '/x'), e);
   const eio = writeError(Object.assign(new Error('EIO'), { code: 'EIO' }), '/tmp/x') as Error;
   assert.match(eio.message, /^\/tmp\/x: I\/O error \(a failing disk or a lost network mount\) \(EIO\) while writing it\. Check the filesystem mounted at /);
+});
+
+test('describeFailure: a disk error no writer named still says what to do; others are unchanged', () => {
+  const dir = tmp();
+  const e = Object.assign(new Error(`ENOSPC: no space left on device, mkdir '${dir}/x'`), { code: 'ENOSPC', path: `${dir}/x` });
+  assert.equal(describeFailure(e), `ENOSPC: no space left on device, mkdir '${dir}/x' (${dir}/x, on the filesystem mounted at ${dfMount(dir)}): no space left on the device. Free space or fix the disk, then continue with \`opd resume RUN_DIR\`: committed checkpoints, rollout shards and metrics lines are intact.`);
+  const named = writeError(enospc(), path.join(dir, 'f')) as Error;
+  assert.equal(describeFailure(named), named.message);
+  assert.equal(describeFailure(new Error('other')), 'other');
 });

@@ -72,3 +72,14 @@ export function writeError(e: unknown, file: string): unknown {
   if (e instanceof DiskWriteError || !isDiskError(e)) return e;
   return new DiskWriteError(file, e.code!, mountPointOf(file), { cause: e });
 }
+
+/**
+ * The message of an error that reached the top of a command: a disk error that no writer named (a
+ * mkdir, a rename, a report file) still says what to do; any other message is returned as it is.
+ */
+export function describeFailure(e: unknown): string {
+  const msg = (e as Error)?.message ?? String(e);
+  if (e instanceof DiskWriteError || !isDiskError(e)) return msg;
+  const where = typeof e.path === 'string' ? ` (${e.path}, on the filesystem mounted at ${mountPointOf(e.path)})` : '';
+  return `${msg}${where}: ${REASONS[e.code!]}. Free space or fix the disk, then continue with \`opd resume RUN_DIR\`: committed checkpoints, rollout shards and metrics lines are intact.`;
+}

@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { type Command, UsageError } from './command.ts';
 import { commands } from './commands/index.ts';
+import { describeFailure } from '../../engine/io/disk-errors.ts';
 
 /** Every command's one-line summary (the only place all command modules are loaded). */
 async function help(): Promise<string> {
@@ -51,7 +52,7 @@ async function main(argv: string[]): Promise<number> {
       console.error(`opd ${cmd.name}: ${e.message}\n\n${commandHelp(cmd)}`);
       return 2;
     }
-    console.error(`opd ${cmd.name}: ${(e as Error).message}`);
+    console.error(`opd ${cmd.name}: ${describeFailure(e)}`); // a disk error names what to do (engine/io/disk-errors.ts)
     if (process.env.OPD_DEBUG) console.error((e as Error).stack);
     return 1;
   }
