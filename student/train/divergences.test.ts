@@ -17,9 +17,10 @@ import { lossWeights } from './aggregate.ts';
 import { TAIL_FLOOR, type TopkDivergenceName } from './divergences.ts';
 import { LossConfigError, type PolicyLossOptions, checkPolicyLossOptions, policyInputs, policyLoss } from './policy.ts';
 import { dot } from '../../engine/testing/fd.ts';
-import { packPolicyBatch } from './batch.ts';
-import { type Weights64, TINY, evaluate, lossAndGrads, randomRollouts, tinyWeights, weightFeeds64 } from './fixtures.ts';
-import { policyObjective } from './step.ts';
+import { packPolicyBatch, splitMicroBatches } from './batch.ts';
+import { Trainer } from '../../engine/train/trainer.ts';
+import { type Weights64, TINY, evaluate, lossAndGrads, maxRelDiff, randomRollouts, tinyWeights, weightFeeds64 } from './fixtures.ts';
+import { buildPolicyTrainStep, policyObjective } from './step.ts';
 import { checkTopkSupported } from './trainer.ts';
 
 interface Case {
@@ -257,4 +258,36 @@ test('the layered and LoRA train steps refuse a top-k divergence at start, namin
   assert.throws(() => checkTopkSupported({ ...c, vocabSize: 151_936 }, { objective: 'policy', loss }), /train\.step auto picks it for this student/);
   assert.throws(() => checkTopkSupported(c, { objective: 'policy', loss, kind: 'fused', lora: {} as never }), /the LoRA trainer does not/);
   assert.doesNotThrow(() => checkTopkSupported(c, { objective: 'policy', loss: { distill: { coef: 1 } }, kind: 'layered' }), 'the sampled-token distillation still runs layered');
+});
+
+test('fused step with topk_fkl: 3 micro-batches (the [B, T, k] feeds split and trimmed) give the whole batch\'s update, loss and metrics', async () => {
+  const c = TINY.qwen3!;
+  const k = 5;
+  const spec = () => buildPolicyTrainStep(c, { dtype: 'float64', microBatches: true, loss: { type: 'ppo', distill: { coef: 0.4, divergence: { name: 'topk_fkl', topK: k } } } });
+  const whole = await Trainer.create(spec(), tinyWeights(c, 9), { threads: 1 });
+  const accum = await Trainer.create(spec(), tinyWeights(c, 9), { threads: 1 });
+  const rng = new Rng(31);
+  for (let step = 0; step < 2; step++) {
+    const rollouts = randomRollouts(60 + step, 7, 6, 0).map((r) => {
+      const n = r.completionIds.length;
+      const ids = Array.from({ length: n }, () => {
+        const s = new Set<number>();
+        while (s.size < k) s.add(rng.int(c.vocabSize));
+        return [...s];
+      }).flat();
+      return { ...r, teacherLogprobs: undefined, refLogprobs: undefined, teacherTopK: k, teacherTopIds: ids, teacherTopLogprobs: ids.map((_, i) => Math.log(0.5 / (1 + (i % k)))) };
+    });
+    const feeds = packPolicyBatch(rollouts, { padId: 0, dtype: 'float64', aggregation: 'seq_mean_token_mean', temperature: 0.8, topK: k, vocabRows: c.vocabSize });
+    const micro = splitMicroBatches(feeds, 3);
+    assert.ok(micro.every((m) => m.teacher_top_ids!.dims[1] === m.input_ids!.dims[1] && m.teacher_top_ids!.dims[2] === k));
+    const a = await whole.step(feeds, 0.01);
+    const b = await accum.step(micro, 0.01);
+    assert.equal(a.skipped, false);
+    for (const name of ['loss', 'distill_topk_fkl', 'topk_teacher_mass', 'topk_overlap'])
+      assert.ok(maxRelDiff([b.metrics[name] ?? b.loss], [a.metrics[name] ?? a.loss]) < 1e-9, `step ${step} ${name}: ${b.metrics[name]} vs ${a.metrics[name]}`);
+  }
+  const [pa, pb] = [whole.params(), accum.params()];
+  for (const name of Object.keys(pa)) assert.ok(maxRelDiff(pb[name]!, pa[name]!) < 1e-8, `${name}: ${maxRelDiff(pb[name]!, pa[name]!)}`);
+  await whole.release();
+  await accum.release();
 });
