@@ -116,8 +116,9 @@ export async function runSft(model: ModelDir, examples: readonly SftExample[], p
 /**
  * `opd sft` as a function: train the model directory `model` on `data` — {"prompt","completion"}
  * records (strings, or TRL conversational lists) or a "messages" column, in JSONL, Parquet or Arrow;
- * malformed records go to `o.rejectsFile` (default <out>/rejects.jsonl) — and write the result to `out` (HF layout, tokenizer copied). The demo calls this too, so
- * its models are exactly what the printed `opd sft` commands produce.
+ * malformed records go to `o.rejectsFile` (default <out>/rejects.jsonl) — and write the result to
+ * `out` (HF layout, tokenizer copied). The demo calls this too, so its models are exactly what the
+ * printed `opd sft` commands produce.
  */
 export async function sftModelDir(model: string, data: string, out: string, o: SftOptions, log: (m: string) => void = () => {}): Promise<{ losses: number[]; seconds: number }> {
   const [m, tok] = await Promise.all([loadModelDir(model), loadTokenizer(model)]);
