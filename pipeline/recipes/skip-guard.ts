@@ -63,7 +63,8 @@ export function guardTeacher(teacher: Teacher, name: string, notes: SkipNotes): 
         if (!(e instanceof TeacherScoreError && e.nonFinite)) throw e;
         notes.add(`teacher ${name}: ${e.message}`);
         const k = opts?.topK ?? 0;
-        return reqs.map((r) => (k ? { logprobs: nan(r), topIds: nan(r).map(() => []), topLogprobs: nan(r).map(() => []) } : { logprobs: nan(r) }));
+        // with top-k asked, k entries per position as the rollout record expects: id 0 with a NaN log-prob
+        return reqs.map((r) => (k ? { logprobs: nan(r), topIds: nan(r).map(() => new Array<number>(k).fill(0)), topLogprobs: nan(r).map(() => new Array<number>(k).fill(NaN)) } : { logprobs: nan(r) }));
       }),
     close: () => teacher.close(),
   };
