@@ -2,7 +2,8 @@
 // a teacher with another tokenizer and template (issue 12), with no download.
 //
 // learnByteBpe learns `merges` merges GPT-2 style: texts are split by the GPT-2 pre-tokenizer regex
-// (words with their leading space), each piece spelled in the GPT-2 byte alphabet ("Ġ" = space), and
+// (words with their leading space; `split: false` keeps each text whole, so merges may cross words,
+// digits and punctuation, and the saved tokenizer then splits nothing either), each piece spelled in the GPT-2 byte alphabet ("Ġ" = space), and
 // the most frequent adjacent pair is merged, again and again (ties: the lexicographically smallest
 // pair, so the result depends only on the texts). saveByteBpeTokenizer writes a real Hugging Face
 // directory: tokenizer.json (BPE over the 256 byte symbols, ids 0..255, then one id per merge, then
@@ -30,10 +31,15 @@ const GPT2_SPLIT = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+
 
 const spell = (piece: string) => [...new TextEncoder().encode(piece)].map((b) => BYTE_TO_UNICODE[b]!);
 
+export interface BpeOptions {
+  /** Split texts with the GPT-2 regex before merging (and when encoding); default true. false: merges may cross words, digits and punctuation. */
+  split?: boolean;
+}
+
 /** `merges` BPE merges learned from `texts` (see the header); fewer when no pair occurs twice. */
-export function learnByteBpe(texts: readonly string[], merges: number): [string, string][] {
+export function learnByteBpe(texts: readonly string[], merges: number, o: BpeOptions = {}): [string, string][] {
   const counts = new Map<string, number>();
-  for (const t of texts) for (const m of t.match(GPT2_SPLIT) ?? []) counts.set(m, (counts.get(m) ?? 0) + 1);
+  for (const t of texts) for (const m of (o.split ?? true) ? (t.match(GPT2_SPLIT) ?? []) : [t]) counts.set(m, (counts.get(m) ?? 0) + 1);
   const words = [...counts].map(([w, n]) => ({ symbols: spell(w), n }));
   const out: [string, string][] = [];
   while (out.length < merges) {
@@ -61,11 +67,11 @@ export function learnByteBpe(texts: readonly string[], merges: number): [string,
 }
 
 /** The tokenizer.json of a byte-level BPE with `merges` (ids: bytes, merges, specials). */
-export function byteBpeTokenizerJson(merges: readonly [string, string][]): Record<string, unknown> {
+export function byteBpeTokenizerJson(merges: readonly [string, string][], o: BpeOptions = {}): Record<string, unknown> {
   const vocab: Record<string, number> = Object.fromEntries(BYTE_TO_UNICODE.map((ch, id) => [ch, id]));
   let next = 256;
   for (const [a, b] of merges) if (!(a + b in vocab)) vocab[a + b] = next++;
-  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: true };
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: o.split ?? true };
   return {
     version: '1.0',
     truncation: null,
@@ -80,8 +86,8 @@ export function byteBpeTokenizerJson(merges: readonly [string, string][]): Recor
 }
 
 /** Write the BPE's tokenizer.json + tokenizer_config.json (ChatML template, <|im_end|> as EOS) into `dir`. */
-export async function saveByteBpeTokenizer(dir: string, merges: readonly [string, string][]): Promise<{ vocabSize: number; eosTokenId: number; padTokenId: number }> {
-  const json = byteBpeTokenizerJson(merges);
+export async function saveByteBpeTokenizer(dir: string, merges: readonly [string, string][], o: BpeOptions = {}): Promise<{ vocabSize: number; eosTokenId: number; padTokenId: number }> {
+  const json = byteBpeTokenizerJson(merges, o);
   const added = json.added_tokens as { id: number; content: string }[];
   const idOf = (t: string) => added.find((x) => x.content === t)!.id;
   const config = {
