@@ -7,6 +7,7 @@
 // network); each PNG is the same SVG rendered by resvg (pipeline/report/chart.ts).
 
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeError } from '../engine/io/disk-errors.ts';
 import { join } from 'node:path';
 import { tableToRollouts, type RolloutRow } from '../data/schemas.ts';
 import { listShards, readShard } from '../data/store/shards.ts';
@@ -144,8 +145,8 @@ export function writeReport(runDir: string, tok: Tokenizer, opts: { samples?: nu
   if (opts.png ?? true) {
     const dir = join(run.dir, 'report');
     mkdirSync(dir, { recursive: true });
-    for (const f of figs) writeFileSync(join(dir, `${f.file}.png`), svgToPng(f.svg));
-    if (heat) writeFileSync(join(dir, 'heatmap.png'), svgToPng(heat));
+    for (const f of figs) writeNamed(join(dir, `${f.file}.png`), svgToPng(f.svg));
+    if (heat) writeNamed(join(dir, 'heatmap.png'), svgToPng(heat));
   }
   const html = `<!doctype html><html><head><meta charset="utf-8"><title>opd report: ${esc(run.name)}</title>
 <style>body{font-family:system-ui,sans-serif;margin:24px;max-width:1240px}figure{display:inline-block;margin:8px}td{padding:2px 8px;vertical-align:top}span{padding:0 1px}</style></head><body>
@@ -156,6 +157,15 @@ ${heatIntro(rows)}
 ${heat ? `<figure>${heat}</figure>` : ''}
 </body></html>\n`;
   const file = join(run.dir, 'report.html');
-  writeFileSync(file, html);
+  writeNamed(file, html);
   return file;
+}
+
+/** A report file: derived and rewritten whole on every report, so not atomic; a full disk names it. */
+function writeNamed(file: string, data: string | Uint8Array): void {
+  try {
+    writeFileSync(file, data);
+  } catch (e) {
+    throw writeError(e, file);
+  }
 }
