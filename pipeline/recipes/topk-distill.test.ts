@@ -131,12 +131,12 @@ test('tiny job with topk_fkl: shards carry the top-k, metrics report it; a cache
   finalBytes(resumed.dir, 4).forEach((buf, i) => assert.ok(buf.equals(finalBytes(ref.dir, 4)[i]!), `stop + resume: final checkpoint file ${i} equals the uninterrupted run`));
 });
 
-test('config: algo.blend.divergence reaches the loss options in mode loss; elsewhere, or with train.step layered, it is refused at the field', () => {
+test('config: algo.blend.divergence reaches the loss options in mode loss (fused or layered); outside mode loss it is refused at the field', () => {
   const cfg = (blend: Record<string, unknown>, train: Record<string, unknown> = {}) => ({ student: 'models/s', teachers: [{ kind: 'local', path: 'models/t' }], data: { task: 'arithmetic' }, algo: { blend }, train });
   const c = parseRunConfig(cfg({ mode: 'loss', distillCoef: 0.3, divergence: 'topk_jsd', topK: 5, jsdBeta: 0.2 }), 'c.json');
   assert.deepEqual(policyLossOptions(c).distill, { coef: 0.3, estimator: 'k2', divergence: { name: 'topk_jsd', topK: 5, beta: 0.2 } });
   assert.equal(policyLossOptions(parseRunConfig(cfg({ mode: 'loss', distillCoef: 0.3 }), 'c.json')).distill?.divergence, undefined, 'default: the sampled-token loss');
   assert.throws(() => parseRunConfig(cfg({ mode: 'additive', divergence: 'topk_fkl' }), 'c.json'), /algo\.blend\.divergence.*needs algo\.blend\.mode loss/s);
-  assert.throws(() => parseRunConfig(cfg({ mode: 'loss', distillCoef: 1, divergence: 'topk_fkl' }, { step: 'layered' }), 'c.json'), /train\.step.*only the fused train step/s);
+  assert.equal(policyLossOptions(parseRunConfig(cfg({ mode: 'loss', distillCoef: 1, divergence: 'topk_fkl' }, { step: 'layered' }), 'c.json')).distill?.divergence?.name, 'topk_fkl', 'the layered step computes it too');
   assert.throws(() => parseRunConfig(cfg({ mode: 'loss', distillCoef: 1, divergence: 'topk_jsd', jsdBeta: 1 }), 'c.json'), /algo\.blend\.jsdBeta/);
 });

@@ -20,7 +20,8 @@ import { dot } from '../../engine/testing/fd.ts';
 import { packPolicyBatch, splitMicroBatches } from './batch.ts';
 import { Trainer } from '../../engine/train/trainer.ts';
 import { type Weights64, TINY, evaluate, lossAndGrads, maxRelDiff, randomRollouts, tinyWeights, weightFeeds64 } from './fixtures.ts';
-import { buildPolicyTrainStep, policyObjective } from './step.ts';
+import { buildPolicyTrainStep, policyLossOnLogprobs, policyObjective } from './step.ts';
+import { LayeredTrainer } from './layered.ts';
 import { checkTopkSupported } from './trainer.ts';
 
 interface Case {
@@ -249,16 +250,49 @@ test('packPolicyBatch: top-k feeds are aligned like the log-probs; a wrong k, a 
   assert.throws(() => packPolicyBatch([{ ...r, teacherTopLogprobs: [-0.1, NaN, -0.3, -0.4] }], { padId: 0, topK: 2 }), /completion token 0: teacher top-k log-prob NaN/);
 });
 
-test('the layered and LoRA train steps refuse a top-k divergence at start, naming the fix', () => {
+test('the LoRA trainer refuses a top-k divergence at start, naming the fix; fused and layered accept it', () => {
   const c = TINY.qwen2!;
   const loss = opts('topk_fkl', 4);
-  assert.doesNotThrow(() => checkTopkSupported(c, { objective: 'policy', loss, kind: 'fused' }));
-  assert.doesNotThrow(() => checkTopkSupported(c, { objective: 'policy', loss, kind: 'auto' }), 'auto picks fused for the tiny model');
-  assert.throws(() => checkTopkSupported(c, { objective: 'policy', loss, kind: 'layered' }), (e: Error) => e instanceof LossConfigError && /the layered train step does not/.test(e.message) && /train\.step fused/.test(e.message));
-  assert.throws(() => checkTopkSupported({ ...c, vocabSize: 151_936 }, { objective: 'policy', loss }), /train\.step auto picks it for this student/);
-  assert.throws(() => checkTopkSupported(c, { objective: 'policy', loss, kind: 'fused', lora: {} as never }), /the LoRA trainer does not/);
-  assert.doesNotThrow(() => checkTopkSupported(c, { objective: 'policy', loss: { distill: { coef: 1 } }, kind: 'layered' }), 'the sampled-token distillation still runs layered');
+  for (const kind of ['fused', 'layered', 'auto'] as const) assert.doesNotThrow(() => checkTopkSupported(c, { objective: 'policy', loss, kind }));
+  assert.throws(() => checkTopkSupported(c, { objective: 'policy', loss, kind: 'fused', lora: {} as never }), (e: Error) => e instanceof LossConfigError && /the LoRA trainer does not/.test(e.message) && /no student\.lora/.test(e.message));
+  assert.doesNotThrow(() => checkTopkSupported(c, { objective: 'policy', loss: { distill: { coef: 1 } }, lora: {} as never }), 'the sampled-token distillation still runs with LoRA');
 });
+
+/** Rollouts with a random teacher top-k (distinct ids over the whole vocabulary, so every head chunk holds some). */
+function topkRollouts(seed: number, n: number, k: number, vocab: number) {
+  const rng = new Rng(seed + 500);
+  return randomRollouts(seed, n, 6, 0).map((r) => {
+    const ids = Array.from({ length: r.completionIds.length }, () => {
+      const s = new Set<number>();
+      while (s.size < k) s.add(rng.int(vocab));
+      return [...s];
+    }).flat();
+    return { ...r, teacherLogprobs: undefined, teacherTopK: k, teacherTopIds: ids, teacherTopLogprobs: ids.map((_, i) => Math.log((0.6 * (0.5 + rng.uniform())) / (2 + (i % k)))) };
+  });
+}
+
+for (const family of ['qwen2', 'llama'] as const) {
+  test(`layered step with topk_jsd = fused step (${family}, float64, 3 steps, a vocab chunk that does not divide V, micro-batches on the layered side)`, async () => {
+    const c = TINY[family]!;
+    const k = 6;
+    const o = { dtype: 'float64' as const, weightDecay: 0.01, adamw: { maxGradNorm: 1 }, loss: { type: 'ppo' as const, refKl: { beta: 0.05 }, distill: { coef: 0.7, divergence: { name: 'topk_jsd' as const, topK: k, beta: 0.3 } } } };
+    const fused = await Trainer.create(buildPolicyTrainStep(c, o), tinyWeights(c, 3), { threads: 1, optimization: 'basic' });
+    const layered = await LayeredTrainer.create(c, policyLossOnLogprobs(o), tinyWeights(c, 3), { ...o, topK: k, vocabChunk: 128, optimizerChunk: 1000, runtime: { threads: 1, optimization: 'basic' } });
+    for (let step = 0; step < 3; step++) {
+      const feeds = packPolicyBatch(topkRollouts(70 + step, 6, k, c.vocabSize), { padId: 0, dtype: 'float64', aggregation: 'seq_mean_token_mean', temperature: 0.8, topK: k, vocabRows: c.vocabSize });
+      const a = await fused.step(feeds, 0.01);
+      const b = await layered.step(step === 1 ? splitMicroBatches(feeds, 2) : feeds, 0.01);
+      assert.equal(b.skipped, false);
+      assert.ok(a.metrics.distill_topk_jsd! > 0);
+      for (const name of Object.keys(b.metrics)) assert.ok(maxRelDiff([b.metrics[name]!], [a.metrics[name]!]) < 1e-9, `step ${step} ${name}: ${b.metrics[name]} vs ${a.metrics[name]}`);
+      assert.ok(maxRelDiff([b.loss], [a.loss]) < 1e-9, `step ${step} loss: ${b.loss} vs ${a.loss}`);
+    }
+    const [pa, pb] = [fused.params(), layered.params()];
+    for (const name of Object.keys(pa)) assert.ok(maxRelDiff(pb[name]!, pa[name]!) < 1e-9, `${name}: ${maxRelDiff(pb[name]!, pa[name]!)}`);
+    await fused.release();
+    await layered.release();
+  });
+}
 
 test('fused step with topk_fkl: 3 micro-batches (the [B, T, k] feeds split and trimmed) give the whole batch\'s update, loss and metrics', async () => {
   const c = TINY.qwen3!;

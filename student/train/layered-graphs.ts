@@ -18,11 +18,19 @@
 //   dW_c = dzᵀ · hn                                     [C, D]
 //   dhn += dz · W_c                                     [B, T−1, D]
 //
+// With a top-k divergence (student/train/divergences.ts) the head graphs also take the teacher's
+// ids S [B, T, k]: head.fwd returns z at the ids that fall in its chunk (z_top, 0 elsewhere; the host
+// sums chunks, each id lies in one), the loss graph takes log π_θ(S) = z_top − lse as `top_at` and
+// returns d.top_at, and head.bwd adds those ids' terms, ∂ log p(S_j) / ∂z_v = 1[v = S_j] − softmax(z)_v:
+//
+//   dz   = (onehot_c(y)·g + Σ_j onehot_c(S_j)·g_j − exp(z_c − lse)·(g + Σ_j g_j)) / τ     g_j = d.top_at
+//
 // lse and the log-probs are position-aligned like everywhere in opd (index t holds token t's value,
 // 0 at t = 0). Every other backward comes from autodiff. One layer graph serves all layers: the
 // weights are inputs named `layer.<HF suffix>`.
 
-import { type DType, Graph, type Tensor, cast, cumsum, dimAdd, equal, exp, expand, linear, scalar, flattenRows, gather, grad, matmul, mul, pad, reduceMax, reduceSum, rmsNorm, slice, squeeze, sub, transpose, unsqueeze } from '../../engine/index.ts';
+import { type DType, Graph, type Tensor, add, and, cast, cumsum, dimAdd, dimValue, equal, exp, expand, gatherElements, greaterOrEqual, less, linear, scalar, flattenRows, gather, grad, matmul, mul, pad, reduceMax, reduceSum, rmsNorm, scatterElements, slice, squeeze, sub, transpose, unsqueeze, where } from '../../engine/index.ts';
+import type { StudentTopk } from './policy.ts';
 import type { MetricSpec } from '../../engine/train/graph.ts';
 import { type ModelConfig, tensorShapes } from '../model/config.ts';
 import type { FrozenChunk } from '../model/frozen.ts';
@@ -88,9 +96,13 @@ export function headNormGraph(c: ModelConfig, dtype: DType): Graph {
  * The host folds chunks into lse = M + log S with the running-max rule (layered.ts), so the
  * [B, T, V] logits never exist at once (one graph over all chunks lets ORT run them side by side).
  */
-export function headForwardChunkGraph(c: ModelConfig, dtype: DType, frozen?: FrozenChunk): Graph {
+export function headForwardChunkGraph(c: ModelConfig, dtype: DType, frozen?: FrozenChunk, topK?: number): Graph {
   const g = new Graph(frozen ? `lora.head.fwd.${frozen.index}` : 'layered.head.fwd');
-  const { z, onehot } = headChunk(g, c, dtype, frozen);
+  const { z, onehot, w, start } = headChunk(g, c, dtype, frozen);
+  if (topK) {
+    const t = topInChunk(g, w, start, topK);
+    g.output('z_top', pad(where(t.inChunk, gatherElements(z, t.local, -1), 0), [0, 1, 0, 0, 0, 0])); // [B, T, k]
+  }
   const m = reduceMax(z, -1, true); // [B, T−1, 1]
   const front = (y: Tensor) => pad(y, [0, 1, 0, 0]); // [B, T]
   g.output('max', front(squeeze(m, -1)));
@@ -100,13 +112,21 @@ export function headForwardChunkGraph(c: ModelConfig, dtype: DType, frozen?: Fro
 }
 
 /** The gradient of Σ g·log p over vocabulary rows [start, start + rows) (see the header). */
-export function headBackwardGraph(c: ModelConfig, dtype: DType, frozen?: FrozenChunk): Graph {
+export function headBackwardGraph(c: ModelConfig, dtype: DType, frozen?: FrozenChunk, topK?: number): Graph {
   const g = new Graph(frozen ? `lora.head.bwd.${frozen.index}` : 'layered.head.bwd');
-  const { w, prev, z, onehot, invTemp } = headChunk(g, c, dtype, frozen);
+  const { w, prev, z, onehot, invTemp, start } = headChunk(g, c, dtype, frozen);
   const lse = g.input('lse', ['B', 'T'], dtype);
   const dlogp = g.input('d.logprobs', ['B', 'T'], dtype);
   const p = exp(sub(z, unsqueeze(predicted(lse), -1))); // softmax restricted to the chunk
-  const dz = mul(mul(sub(onehot, p), unsqueeze(predicted(dlogp), -1)), invTemp); // [B, T−1, C]
+  const gy = unsqueeze(predicted(dlogp), -1); // [B, T−1, 1]
+  let dz = mul(sub(onehot, p), gy); // [B, T−1, C]
+  if (topK) {
+    const t = topInChunk(g, w, start, topK);
+    const gk = predicted(g.input('d.top_at', ['B', 'T', topK], dtype)); // [B, T−1, k]
+    const hits = scatterElements(mul(z, 0), t.local, where(t.inChunk, gk, 0), -1, 'add'); // Σ_j onehot(S_j)·g_j
+    dz = sub(add(mul(onehot, gy), hits), mul(p, add(gy, reduceSum(gk, -1, true))));
+  }
+  dz = mul(dz, invTemp);
   if (!frozen) g.output('d.head_chunk', matmul(transpose(flattenRows(dz), [1, 0]), flattenRows(prev))); // [C, D]
   g.output('dhn', pad(matmul(dz, w), [0, 0, 0, 0, 1, 0])); // [B, T, D], zero at the last position
   return g;
@@ -130,7 +150,14 @@ function headChunk(g: Graph, c: ModelConfig, dtype: DType, frozen?: FrozenChunk)
   const prev = slice(hn, [0], [dimAdd('T', -1)], [1]); // [B, T−1, D]
   const z = mul(linear(prev, w), invTemp); // [B, T−1, C]; linear reads an initializer in place (Gemm)
   const onehot = cast(equal(unsqueeze(sub(predicted(ids), start), -1), columnIds(g, w)), dtype); // [B, T−1, C]
-  return { w, prev, z, onehot, invTemp };
+  return { w, prev, z, onehot, invTemp, start };
+}
+
+/** The teacher's top-k ids [B, T−1, k] relative to this chunk: which fall in it, and their column (0 where not). */
+function topInChunk(g: Graph, w: Tensor, start: Tensor, topK: number) {
+  const rel = sub(predicted(g.input('teacher_top_ids', ['B', 'T', topK], 'int64')), start); // [B, T−1, k]
+  const inChunk = and(greaterOrEqual(rel, scalar(g, 0, 'int64')), less(rel, dimValue(g, w.shape[0]!, 'int64')));
+  return { inChunk, local: where(inChunk, rel, scalar(g, 0, 'int64')) };
 }
 
 /** 0, 1, …, C−1 for the chunk's row count (symbolic C, or a frozen chunk's fixed rows). */
@@ -149,13 +176,17 @@ export function normBackwardGraph(c: ModelConfig, dtype: DType): Graph {
   return g;
 }
 
-/** A loss on aligned log-probs [B, T]: what the fused step's objective computes after the model. */
-export type LogprobObjective = (g: Graph, logprobs: Tensor) => { loss: Tensor; metrics?: Record<string, MetricSpec> };
+/**
+ * A loss on aligned log-probs [B, T]: what the fused step's objective computes after the model; with a
+ * top-k divergence also on the log-probs at the teacher's top-k ids ([B, T, k]).
+ */
+export type LogprobObjective = (g: Graph, logprobs: Tensor, topk?: StudentTopk) => { loss: Tensor; metrics?: Record<string, MetricSpec> };
 
-export function lossGraph(objective: LogprobObjective, dtype: DType): { graph: Graph; metrics: string[]; combine: Record<string, 'sum' | 'mean' | 'max' | 'min'> } {
+export function lossGraph(objective: LogprobObjective, dtype: DType, topK?: number): { graph: Graph; metrics: string[]; combine: Record<string, 'sum' | 'mean' | 'max' | 'min'> } {
   const g = new Graph('layered.loss');
   const logp = g.input('logprobs', ['B', 'T'], dtype);
-  const o = objective(g, logp);
+  const topAt = topK ? g.input('top_at', ['B', 'T', topK], dtype) : undefined;
+  const o = objective(g, logp, topAt && { logprobs: topAt });
   const metrics: string[] = [];
   const combine: Record<string, 'sum' | 'mean' | 'max' | 'min'> = {};
   for (const [name, m] of Object.entries(o.metrics ?? {})) {
@@ -165,6 +196,8 @@ export function lossGraph(objective: LogprobObjective, dtype: DType): { graph: G
     combine[name] = 'value' in m ? m.combine : 'mean';
   }
   g.output('loss', o.loss);
-  g.output('d.logprobs', grad(o.loss, [logp])[0]!);
+  const [dlogp, dtop] = grad(o.loss, topAt ? [logp, topAt] : [logp]);
+  g.output('d.logprobs', dlogp!);
+  if (dtop) g.output('d.top_at', dtop);
   return { graph: g, metrics, combine };
 }

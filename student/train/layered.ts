@@ -36,6 +36,8 @@ export interface LayeredOptions {
   optimizerChunk?: number;
   /** Take ownership of the initial weight arrays instead of copying them. */
   adopt?: boolean;
+  /** k of a top-k divergence in the objective: the head graphs also compute log π_θ at teacher_top_ids (layered-graphs.ts). */
+  topK?: number;
   runtime?: RuntimeOptions;
 }
 
@@ -74,6 +76,7 @@ export class LayeredTrainer extends HostTrainer {
     dtype: 'float32' | 'float64',
     /** Fixed head chunk rows, or null: chosen per batch so tokens × rows ≤ HEAD_CHUNK_ELEMENTS. */
     private readonly vocabChunk: number | null,
+    private readonly topK: number | null,
   ) {
     super(paramSpecs, w, dtype);
     this.suffixes = layerSuffixes(c);
@@ -91,20 +94,20 @@ export class LayeredTrainer extends HostTrainer {
       if ((dtype === 'float64') !== data instanceof Float64Array) throw new Error(`LayeredTrainer: parameter "${p.name}" is a ${data.constructor.name}, the step computes in ${dtype}`);
       w.set(p.name, o.adopt ? data : data.slice());
     }
-    const lg = lossGraph(objective, dtype);
+    const lg = lossGraph(objective, dtype, o.topK);
     const [embed, layerFwd, layerBwd, headNorm, headFwd, headBwd, normBwd, loss, opt] = await Promise.all([
       compile(embedGraph(c, dtype), rt),
       compile(layerForwardGraph(c, dtype), rt),
       compile(layerBackwardGraph(c, dtype), rt),
       compile(headNormGraph(c, dtype), rt),
-      compile(headForwardChunkGraph(c, dtype), rt),
-      compile(headBackwardGraph(c, dtype), rt),
+      compile(headForwardChunkGraph(c, dtype, undefined, o.topK), rt),
+      compile(headBackwardGraph(c, dtype, undefined, o.topK), rt),
       compile(normBackwardGraph(c, dtype), rt),
       compile(lg.graph, rt),
       ChunkedAdamW.create(o.adamw, { ...rt, dtype, chunk: o.optimizerChunk }),
     ]);
     const sessions = { embed, layerFwd, layerBwd, headNorm, headFwd, headBwd, normBwd, loss };
-    return new LayeredTrainer(c, specs, w, sessions, opt, lg, dtype, o.vocabChunk ?? null);
+    return new LayeredTrainer(c, specs, w, sessions, opt, lg, dtype, o.vocabChunk ?? null, o.topK ?? null);
   }
 
   async step(batch: Batch | readonly Batch[], lr: number): Promise<StepResult> {
@@ -141,13 +144,23 @@ export class LayeredTrainer extends HostTrainer {
     const headName = c.tieWordEmbeddings ? EMBED : 'lm_head.weight';
     const hn = (await this.s.headNorm.run({ h: hs[c.numLayers]!, [NORM]: this.view(NORM) })).hn!;
     const fold = new LogsumexpFold(ids.dims as [number, number]);
-    for (const k of this.headChunks(headName, ids.data.length)) fold.add(await this.s.headFwd.run({ hn, head_chunk: k.w, input_ids: ids, inv_temperature: invTemp, chunk_start: k.start }));
+    // a top-k divergence: z at the teacher's ids, summed over chunks (each id lies in one), then − lse
+    const top = this.topK ? { ids: lossFeeds.teacher_top_ids, z: new Float64Array(ids.data.length * this.topK) } : null;
+    if (top && !top.ids) throw new Error('LayeredTrainer: the objective has a top-k divergence but the batch has no teacher_top_ids');
+    const topFeed: Batch = top ? { teacher_top_ids: top.ids! } : {};
+    for (const k of this.headChunks(headName, ids.data.length)) {
+      const r = await this.s.headFwd.run({ hn, head_chunk: k.w, input_ids: ids, inv_temperature: invTemp, chunk_start: k.start, ...topFeed });
+      fold.add(r);
+      if (top) addInto(top.z, r.z_top!.data as FloatArray);
+    }
     const head = fold.finish(this.dtype);
-    const out = await this.s.loss.run({ logprobs: head.logprobs, ...lossFeeds });
+    const topAt: Batch = top ? { top_at: this.topLogprobs(top.z, head.lse) } : {};
+    const out = await this.s.loss.run({ logprobs: head.logprobs, ...topAt, ...lossFeeds });
 
     this.lap('forward_s');
     // backward
-    const dhn = await this.headBackward(headName, { hn, lse: head.lse }, out['d.logprobs']!, ids, invTemp, first);
+    const dtop: Batch = top ? { 'd.top_at': out['d.top_at']!, ...topFeed } : {};
+    const dhn = await this.headBackward(headName, { hn, lse: head.lse }, out['d.logprobs']!, ids, invTemp, first, dtop);
     this.lap('head_backward_s');
     const norm = await this.s.normBwd.run({ h: hs[c.numLayers]!, [NORM]: this.view(NORM), dhn });
     this.write(NORM, norm[`d.${NORM}`]!.data as FloatArray, first);
@@ -175,19 +188,31 @@ export class LayeredTrainer extends HostTrainer {
   }
 
   /** head.bwd over every vocabulary chunk: writes (or adds) the head's gradient, returns dhn. */
-  private async headBackward(headName: string, head: { hn: HostTensor; lse: HostTensor }, dlogp: HostTensor, ids: HostTensor, invTemp: HostTensor, first: boolean): Promise<HostTensor> {
+  private async headBackward(headName: string, head: { hn: HostTensor; lse: HostTensor }, dlogp: HostTensor, ids: HostTensor, invTemp: HostTensor, first: boolean, top: Batch = {}): Promise<HostTensor> {
     const D = this.c.hiddenSize;
     const dW = this.g.get(headName)!;
     const dhn = this.tensor(this.zeros(head.hn.data.length), head.hn.dims);
     for (const k of this.headChunks(headName, ids.data.length)) {
       const rowsOfW = dW.subarray(k.at * D, (k.at + k.rows) * D);
       const target = first ? rowsOfW : this.scratchOf('head', k.rows * D);
-      const feeds = { hn: head.hn, head_chunk: k.w, input_ids: ids, lse: head.lse, 'd.logprobs': dlogp, inv_temperature: invTemp, chunk_start: k.start };
+      const feeds = { hn: head.hn, head_chunk: k.w, input_ids: ids, lse: head.lse, 'd.logprobs': dlogp, inv_temperature: invTemp, chunk_start: k.start, ...top };
       const r = await this.s.headBwd.run(feeds, { 'd.head_chunk': this.tensor(target, [k.rows, D]), dhn: null });
       if (!first) addInto(rowsOfW, target);
       addInto(dhn.data as FloatArray, r.dhn!.data as FloatArray);
     }
     return dhn;
+  }
+
+  /** log π_θ at the teacher's ids [B, T, k]: z_top − lse, position-aligned (0 at t = 0 like the log-probs). */
+  private topLogprobs(z: Float64Array, lse: HostTensor): HostTensor {
+    const k = this.topK!;
+    const [b, t] = lse.dims as [number, number];
+    const out = this.zeros(b * t * k);
+    for (let j = 0; j < b * t; j++) {
+      if (j % t === 0) continue;
+      for (let q = 0; q < k; q++) out[j * k + q] = z[j * k + q]! - Number(lse.data[j]);
+    }
+    return this.tensor(out, [b, t, k]);
   }
 
   private async layerBackward(i: number, h: HostTensor, seq: Batch, dhNext: HostTensor, first: boolean): Promise<HostTensor> {

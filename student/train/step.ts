@@ -43,7 +43,7 @@ export interface PolicyStepOptions extends TrainStepOptions {
 export function policyLossOnLogprobs(opts: PolicyStepOptions = {}): LogprobObjective {
   const lossOpts = opts.loss ?? {};
   checkPolicyLossOptions(lossOpts);
-  return (g, logp) => policyLoss(logp, policyInputs(g, dtypeOf(opts), lossOpts), lossOpts);
+  return (g, logp, topk) => policyLoss(logp, policyInputs(g, dtypeOf(opts), lossOpts), lossOpts, topk);
 }
 
 /** The SFT loss on given log-probs. */

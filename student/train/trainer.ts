@@ -54,24 +54,24 @@ export async function createStudentTrainer(c: ModelConfig, init: ParamValues, o:
   if (o.lora) return LoraTrainer.create(c, o.lora.base, o.lora.spec, init, { objective: o.objective, loss: o.loss, weightDecay: o.weightDecay, adamw: o.adamw, runtime: o.runtime });
   if (chooseTrainStep(c, o.kind) === 'layered') {
     const objective = o.objective === 'policy' ? policyLossOnLogprobs({ ...common, loss: o.loss }) : sftLossOnLogprobs(common);
-    return LayeredTrainer.create(c, objective, init, { ...common, adopt: o.adopt, runtime: o.runtime });
+    const topK = o.objective === 'policy' ? o.loss?.distill?.divergence?.topK : undefined;
+    return LayeredTrainer.create(c, objective, init, { ...common, adopt: o.adopt, runtime: o.runtime, topK });
   }
   const spec = o.objective === 'policy' ? buildPolicyTrainStep(c, { ...common, loss: o.loss, microBatches: o.microBatches }) : buildSftTrainStep(c, { ...common, microBatches: o.microBatches });
   return Trainer.create(spec, init, o.runtime);
 }
 
 /**
- * The top-k divergences need the student's log-softmax at the teacher's ids inside the train graph;
- * only the fused step computes them today. The layered and LoRA steps see only the sampled token's
- * log-prob (their head runs per vocabulary chunk on the host side), so they refuse at start.
+ * The top-k divergences need the student's log-softmax at the teacher's ids: the fused step gathers
+ * them in its graph, the layered step's head chunks compute them (layered-graphs.ts). The LoRA
+ * trainer's frozen head chunks do not, so it refuses at start.
  */
 export function checkTopkSupported(c: ModelConfig, o: Pick<StudentTrainerOptions, 'objective' | 'loss' | 'kind' | 'lora'>): void {
   const d = o.objective === 'policy' ? o.loss?.distill?.divergence : undefined;
   if (!d) return;
-  const step = o.lora ? 'the LoRA trainer' : chooseTrainStep(c, o.kind) === 'layered' ? `the layered train step${o.kind === 'auto' || o.kind === undefined ? ' (train.step auto picks it for this student)' : ''}` : null;
-  if (step)
+  if (o.lora)
     throw new LossConfigError(
-      `algo.blend.divergence ${d.name} needs the student's log-probs at the teacher's top-k ids, which only the fused train step computes; ${step} does not. Use train.step fused (full fine-tuning of a small student), or algo.blend.divergence sampled.`,
+      `algo.blend.divergence ${d.name} needs the student's log-probs at the teacher's top-k ids, which the fused and layered train steps compute; the LoRA trainer does not. Train the full student (no student.lora), or use algo.blend.divergence sampled.`,
     );
 }
 
