@@ -13,6 +13,8 @@
 
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import type { Tokenizer } from '../data/tokenizer/types.ts';
+import { tokenizeAnswer } from './tokenize-endpoint.ts';
 
 /** What goes wrong on one scoring request (positions are indices into the sent ids). */
 export type Fault =
@@ -37,6 +39,8 @@ export interface FakeBehaviour {
   vocabSize?: number;
   maxRequests?: number;
   lifetimeMs?: number;
+  /** vLLM only: answer POST /tokenize with this tokenizer (teacher/tokenize-endpoint.ts); without it /tokenize is a 404, as on servers that lack it. */
+  tokenizer?: Tokenizer;
 }
 
 export interface FakeStats {
@@ -201,6 +205,14 @@ export function startFakeServer(opts: { flavor: 'vllm' | 'sglang'; behaviour?: F
     if (req.method === 'POST' && flavor === 'sglang' && path === '/v1/completions') {
       // SGLang's OpenAI endpoint answers without prompt log-probs (serving_completions.py).
       return send(res, 200, JSON.stringify({ id: 'x', object: 'text_completion', created: 0, model: models[0], choices: [{ index: 0, text: '<7>', logprobs: null, finish_reason: 'length' }] }));
+    }
+    if (req.method === 'POST' && path === '/tokenize' && flavor === 'vllm' && b.tokenizer) {
+      try {
+        return send(res, 200, JSON.stringify(tokenizeAnswer(b.tokenizer, JSON.parse(raw), { modelName: models[0]!, maxModelLen: 4096, fail: (s, m) => new Refusal(s, m) })));
+      } catch (e) {
+        const r = e instanceof Refusal ? e : new Refusal(400, String(e));
+        return send(res, r.status, JSON.stringify(errorJson(r.message, r.status)));
+      }
     }
     if (req.method !== 'POST' || path !== scoringPath) return send(res, 404, JSON.stringify(errorJson(`no such endpoint: ${req.method} ${path}`, 404)));
 

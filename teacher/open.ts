@@ -10,8 +10,9 @@
 // - openTeacher returns the backend and the tokenizer it scores with: a local teacher's own (its
 //   `tokenizer`, else its directory, else the .onnx file's directory), an HTTP teacher's `tokenizer`,
 //   else `defaultTokenizer` (the student's), from which its identity (fingerprint, vocabulary size) is
-//   taken. An HTTP teacher's server is checked (checkServer: the model is listed, a probe scores)
-//   unless `checkServer: false`; its bearer token is read from the environment variable apiKeyEnv
+//   taken. An HTTP teacher's server is checked (checkServer: the model is listed, a probe scores; and,
+//   where the server has vLLM's /tokenize, its ids for probe texts equal that tokenizer's, else the
+//   open fails naming the difference — teacher/tokenize-endpoint.ts) unless `checkServer: false`; its bearer token is read from the environment variable apiKeyEnv
 //   names, never from the spec.
 // - openTeachers opens every spec at once and, with `cacheDir`, puts each behind the shared score
 //   cache (teacher/cache.ts). If any fails to open, those already open are closed and the first
@@ -25,6 +26,7 @@ import type { Device } from '../engine/runtime/session.ts';
 import { CachedTeacher, ScoreCache } from './cache.ts';
 import { type Flavor, HttpTeacher } from './http.ts';
 import { LocalTeacher } from './local.ts';
+import { checkServerTokenizer } from './tokenize-endpoint.ts';
 import type { Teacher } from './types.ts';
 
 interface SpecCommon {
@@ -125,6 +127,9 @@ export async function openTeacher(spec: TeacherSpec, rt: TeacherRuntime = {}): P
   if (rt.checkServer ?? true) {
     try {
       await teacher.checkServer();
+      // R9 gap 1: the server's own tokenizer must be the one opd renders and aligns with (where it has /tokenize)
+      const tc = await checkServerTokenizer(spec.url, spec.servedModel, tokenizer, { label: `the tokenizer in ${tokDir}`, apiKey: spec.apiKeyEnv ? env[spec.apiKeyEnv] : undefined, timeoutMs: spec.timeoutMs });
+      if (!tc.checked) rt.log?.(`http teacher ${id}: its tokenizer is not checked against ${tokDir}: ${tc.reason}`);
     } catch (e) {
       await teacher.close();
       throw e;

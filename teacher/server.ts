@@ -1,8 +1,9 @@
 // The teacher server: a local teacher behind vLLM's OpenAI-compatible completions protocol, so
 // trainers (teacher/http.ts, or any vLLM client) can share one teacher (`opd teacher serve`).
 //
-// Endpoints: POST /v1/completions, GET /v1/models, GET /health (open; /v1/* need the bearer token
-// when one is set). A completion request is {model?, prompt: ids | ids[], max_tokens: 0|1,
+// Endpoints: POST /v1/completions, GET /v1/models, POST /tokenize (vLLM's, teacher/tokenize-endpoint.ts:
+// the served tokenizer's ids for a text or a conversation), GET /health (open; the others need the
+// bearer token when one is set). A completion request is {model?, prompt: ids | ids[], max_tokens: 0|1,
 // prompt_logprobs: k, temperature?}; the answer has vLLM's shape: choices[i].prompt_logprobs =
 // [null, {"<id>": {logprob, rank, decoded_token}, ...}, ...], each position holding the actual
 // token and the top-k (ranks 1..k). Deliberate simplifications, all valid in vLLM's own types:
@@ -31,6 +32,7 @@ import http from 'node:http';
 import { isIP, type Socket } from 'node:net';
 import type { Tokenizer } from '../data/tokenizer/types.ts';
 import type { LocalScoreOptions } from './local.ts';
+import { tokenizeAnswer } from './tokenize-endpoint.ts';
 import type { TeacherIdentity, TeacherRequest, TeacherScore } from './types.ts';
 
 /** What the server needs of a teacher (LocalTeacher has all of it). */
@@ -316,7 +318,7 @@ export class TeacherServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     try {
       const path = new URL(req.url ?? '/', 'http://x').pathname;
-      const method = { '/health': 'GET', '/v1/models': 'GET', '/v1/completions': 'POST' }[path];
+      const method = { '/health': 'GET', '/v1/models': 'GET', '/v1/completions': 'POST', '/tokenize': 'POST' }[path];
       if (!method) throw new HttpError(404, 'NotFoundError', `no such endpoint: ${req.method} ${path}`);
       if (req.method !== method) throw new HttpError(405, 'MethodNotAllowed', `${path} takes ${method}`, { allow: method });
       if (path !== '/health' && this.o.token !== null && !authorized(req.headers.authorization, this.o.token))
@@ -326,6 +328,8 @@ export class TeacherServer {
         return send(res, 200, {});
       }
       if (path === '/v1/models') return send(res, 200, this.models());
+      if (path === '/tokenize')
+        return send(res, 200, tokenizeAnswer(this.teacher.tokenizer, await readJson(req, this.o.maxBodyBytes), { modelName: this.o.modelName, maxModelLen: this.o.maxSeqLen, fail: (s, m) => (s === 404 ? new HttpError(404, 'NotFoundError', m) : bad(m)) }));
       const body = await readJson(req, this.o.maxBodyBytes);
       this.completions++;
       const answer = await this.complete(body);
