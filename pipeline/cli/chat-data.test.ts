@@ -5,7 +5,7 @@
 // they were. Expected ids are computed here from the template text, not read back from a run.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
@@ -127,4 +127,13 @@ test('opd generate: a conversational --input record is rendered like --chat; bad
   const bad = await opd('generate', '--model', model, '--prompt', 'x', '--chat', '--chat-template-kwargs', '[1]');
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--chat-template-kwargs must be a JSON object/);
+});
+
+test('opd sft without rejects leaves no rejects file in the model directory', async () => {
+  const data = jsonl('sft-clean.jsonl', Array.from({ length: 8 }, (_, i) => ({ prompt: [user(`${i}+0=`)], completion: [asst(String(i))] })));
+  const out = join(dir, 'sft-clean');
+  const r = await opd('sft', '--model', model, '--data', data, '--out', out, '--steps', '1', '--batch-size', '2');
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!existsSync(join(out, 'rejects.jsonl')));
+  assert.ok(existsSync(join(out, 'model.safetensors')));
 });

@@ -116,9 +116,9 @@ export async function runSft(model: ModelDir, examples: readonly SftExample[], p
 /**
  * `opd sft` as a function: train the model directory `model` on `data` — {"prompt","completion"}
  * records (strings, or TRL conversational lists) or a "messages" column, in JSONL, Parquet or Arrow;
- * malformed records go to `o.rejectsFile` (default <out>/rejects.jsonl) — and write the result to
- * `out` (HF layout, tokenizer copied). The demo calls this too, so its models are exactly what the
- * printed `opd sft` commands produce.
+ * malformed records go to `o.rejectsFile` (default <out>/rejects.jsonl, left out when there are
+ * none) — and write the result to `out` (HF layout, tokenizer copied). The demo calls this too, so
+ * its models are exactly what the printed `opd sft` commands produce.
  */
 export async function sftModelDir(model: string, data: string, out: string, o: SftOptions, log: (m: string) => void = () => {}): Promise<{ losses: number[]; seconds: number }> {
   const [m, tok] = await Promise.all([loadModelDir(model), loadTokenizer(model)]);
@@ -126,6 +126,7 @@ export async function sftModelDir(model: string, data: string, out: string, o: S
   mkdirSync(path.dirname(rejectsFile), { recursive: true });
   const loaded = await loadPrompts(data, { requireAnswer: false, requireCompletion: true, chat: o.chat, rejectsFile, maxRejectFraction: o.maxRejectFraction, name: 'sft data' });
   if (loaded.rejects.length) log(loaded.summary);
+  else if (!o.rejectsFile) rmSync(rejectsFile, { force: true }); // no rejects: keep the model directory free of an empty file
   const records = loaded.records.map((r, i) => ({ prompt: r.prompt, ...(r.messages ? { messages: r.messages } : {}), completion: loaded.completions![i]!, where: `${data} record ${r.id}` }));
   const examples = tokenizeSft(tok, records, m.config.maxPositionEmbeddings, o.chat);
   log(`sft: ${examples.length} examples, ${o.steps} steps, model ${model}`);
