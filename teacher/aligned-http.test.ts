@@ -6,11 +6,13 @@
 // - Against `opd teacher serve`'s server (teacher/server.ts, vLLM format) serving a real tiny model:
 //   the local path is the LocalTeacher on the same directory; the student here speaks Qwen3, the
 //   teacher the byte tokenizer of its directory (given as the spec's tokenizer).
+// - An ONNX-file teacher (our own forward graph exported with the weights, opened with the model
+//   directory as its tokenizer) against the LocalTeacher on that directory.
 // Both sides go through the AlignedTeacher: the teacher's template renders the conversation and the
 // student's completion is aligned back; the values must agree token for token.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -18,7 +20,11 @@ import { BYTE_EOS_ID, ByteTokenizer } from '../data/tokenizer/byte.ts';
 import { loadTokenizer } from '../data/tokenizer/hf.ts';
 import { loadQwen3, qwen3Dir } from '../data/tokenizer/test_fixtures.ts';
 import type { Tokenizer } from '../data/tokenizer/types.ts';
+import { Graph, emitOnnx, matmul, transpose } from '../engine/index.ts';
+import { tensorShapes } from '../student/model/config.ts';
 import { initModelDir, tinyConfig } from '../student/model/init.ts';
+import { attentionBias, decoder, lmHead } from '../student/model/lm.ts';
+import type { ModelDir } from '../student/model/weights.ts';
 import { AlignedTeacher } from './aligned.ts';
 import { fakeLogprob, startFakeServer } from './fake-servers.ts';
 import { LocalTeacher } from './local.ts';
@@ -48,9 +54,10 @@ function requests(student: Tokenizer, completions: string[], eos: number): Teach
   });
 }
 
-const close = (a: number[], b: number[], what: string) => {
+/** Token for token within `tol` (relative to the magnitude past 1). */
+const close = (a: number[], b: number[], what: string, tol = 1e-6) => {
   assert.equal(a.length, b.length, what);
-  a.forEach((x, t) => assert.ok(Math.abs(x - b[t]!) <= 1e-6, `${what}, token ${t}: ${x} vs ${b[t]}`));
+  a.forEach((x, t) => assert.ok(Math.abs(x - b[t]!) <= tol * Math.max(1, Math.abs(b[t]!)), `${what}, token ${t}: ${x} vs ${b[t]}`));
 };
 
 test('HTTP teacher with its own (Qwen3) tokenizer against the fake vLLM server = the local path on the same "model"', async () => {
@@ -95,5 +102,39 @@ test('HTTP teacher (opd teacher serve, vLLM format) with its own tokenizer = the
   } finally {
     await server.close();
     await localTeacher.close();
+  }
+});
+
+/** The model's full-logits forward graph as a standalone ONNX causal LM (as teacher/local.test.ts writes it, without past inputs). */
+function writeOnnxLm(file: string, m: ModelDir): void {
+  const g = new Graph('causal_lm');
+  const ids = g.input('input_ids', ['B', 'T'], 'int64');
+  const mask = g.input('attention_mask', ['B', 'T'], 'int64');
+  const positions = g.input('position_ids', ['B', 'T'], 'int64');
+  const p: Record<string, ReturnType<Graph['constant']>> = {};
+  for (const [name, shape] of tensorShapes(m.config)) p[name] = g.constant(m.weights.get(name)!, shape, 'float32');
+  const { hidden } = decoder(m.config, p, { ids, positions, bias: attentionBias(mask, 'T', 'T') });
+  g.output('logits', matmul(hidden, transpose(lmHead(m.config, p), [1, 0])));
+  writeFileSync(file, emitOnnx(g));
+}
+
+test('ONNX-file teacher with its own tokenizer = the LocalTeacher on the same model, through the aligned path', { timeout: 120_000 }, async () => {
+  const q = await loadQwen3();
+  const root = mkdtempSync(join(tmpdir(), 'opd-aligned-onnx-'));
+  const model = await initModelDir(join(root, 'm'), tinyConfig({ max_position_embeddings: 256 }), 4);
+  const file = join(root, 'lm.onnx');
+  writeOnnxLm(file, model);
+  const onnx = await openTeacher({ kind: 'local', path: file, tokenizer: model.dir });
+  const dirTeacher = await LocalTeacher.open(model.dir, { threads: 1 });
+  try {
+    const eos = q.specialTokens.get('<|im_end|>')!;
+    const reqs = requests(q, ['64 + 85 = 149.', 'naïve 😀'], eos);
+    const a = await new AlignedTeacher(onnx.teacher, { student: q, teacher: onnx.tokenizer }).score(reqs);
+    const b = await new AlignedTeacher(dirTeacher, { student: q, teacher: await loadTokenizer(model.dir) }).score(reqs);
+    // another float32 computation order (ONNX Runtime's fused graph vs the scorer): agreement to float32 precision
+    a.forEach((s, i) => close(s.logprobs, b[i]!.logprobs, `request ${i}`, 1e-5));
+  } finally {
+    await onnx.teacher.close();
+    await dirTeacher.close();
   }
 });
