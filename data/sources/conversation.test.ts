@@ -5,12 +5,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Field, List, Struct, Table, tableToIPC, vectorFromArray, Utf8 } from 'apache-arrow';
 import { parquetWriteFile } from 'hyparquet-writer';
 import { ByteTokenizer } from '../tokenizer/byte.ts';
+import { loadTokenizer } from '../tokenizer/hf.ts';
+import { qwen3Dir } from '../tokenizer/test_fixtures.ts';
 import { encodePrompt } from '../chat.ts';
 import { loadPrompts } from './load.ts';
 import type { Reject } from './types.ts';
@@ -147,4 +149,22 @@ test('maxPromptTokens counts the rendered template (tokens) or every turn (bytes
   const bytes = 'Answer with a number.'.length + '7+8='.length;
   assert.equal((await loadPrompts(path, { maxPromptLength: bytes })).records.length, 1);
   await assert.rejects(loadPrompts(path, { maxPromptLength: bytes - 1 }), /prompt too long: 25 bytes > maxPromptLength 24/);
+});
+
+test('a conversation for a tokenizer without a chat template stops the load naming the file, the record and the fix', async () => {
+  const src = qwen3Dir()!;
+  const tdir = mkdtempSync(join(tmpdir(), 'opd-no-template-'));
+  symlinkSync(join(src, 'tokenizer.json'), join(tdir, 'tokenizer.json'));
+  const { chat_template: _drop, ...config } = JSON.parse(readFileSync(join(src, 'tokenizer_config.json'), 'utf8'));
+  writeFileSync(join(tdir, 'tokenizer_config.json'), JSON.stringify(config));
+  const tok = await loadTokenizer(tdir);
+  const path = jsonl('needs-template.jsonl', [{ prompt: 'plain', answer: '1' }, { messages: [user('hi')], answer: '2' }]);
+  await assert.rejects(loadPrompts(path, { tokenizer: tok, name: 'data.path' }), (e: Error) => {
+    assert.match(e.message, /^data\.path .*needs-template\.jsonl: line 2 is a conversation, but no chat template for the tokenizer in .*opd-no-template-/);
+    assert.match(e.message, /set the chat template mode to "none" \(data\.chatTemplate, --chat-template\)/);
+    return true;
+  });
+  // "none": the last user turn, encoded as a plain prompt
+  const r = await loadPrompts(path, { tokenizer: tok, chat: { chatTemplate: 'none' } });
+  assert.deepEqual(r.records.map((x) => x.prompt), ['plain', 'hi']);
 });

@@ -86,6 +86,9 @@ function routeRow(row: SourceRow, file: string, unit: 'line' | 'row', r: Resolve
   try {
     length = r.promptLength(record);
   } catch (e) {
+    // a model without a chat template is no record's fault: stop at once, saying what to change
+    if (/^no chat template/.test((e as Error).message))
+      throw new PromptSourceError(`${r.label}: ${unit} ${row.index} is a conversation, but ${(e as Error).message}; or set the chat template mode to "none" (data.chatTemplate, --chat-template) to use each conversation's last user turn as a plain prompt`, t.rejects);
     return void reject(`cannot render the prompt: ${(e as Error).message}`, previewText(row.value));
   }
   if (length > r.maxPromptLength) {
