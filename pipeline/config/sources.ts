@@ -91,7 +91,7 @@ export function studentLora(s: Student): z.infer<typeof LoraSection> | null {
 
 const teacherCommon = {
   id: nonEmpty().default('teacher').describe('Name used by routing, the score cache and metrics'),
-  tokenizer: nonEmpty().optional().describe("Tokenizer directory (path); default: the model's own (local) or the student's (http)"),
+  tokenizer: nonEmpty().optional().describe("Tokenizer directory (path); default: the model's own (local) or the student's (http). One other than the student's is scored on the aligned path (its own tokens and chat template, mapped back by byte offsets; the preflight log says which path)"),
   temperature: z.number().gt(0).default(1).describe('τ the teacher scores at: log-probs of softmax(logits/τ) (unitless; keep 1 unless you mean it)'),
 };
 
