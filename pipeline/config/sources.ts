@@ -135,7 +135,7 @@ export const RoutingSection = z
 // ---- data ------------------------------------------------------------------------------------------
 
 const sourceCommon = {
-  maxPromptTokens: count(1).optional().describe('Longest allowed prompt (tokens, BOS included); default: no limit'),
+  maxPromptTokens: count(1).optional().describe('Longest allowed prompt (tokens, BOS included; a conversation counts its rendered chat template); default: no limit'),
   onTooLong: z.enum(['reject', 'filter']).default('reject').describe('A prompt over maxPromptTokens: reject (counts toward maxRejectFraction) or filter (dropped, counted); never cut'),
   maxRejectFraction: z.number().min(0).max(1).default(0.01).describe('Loading fails when rejected / read records exceeds this (fraction)'),
   chatTemplate: z
