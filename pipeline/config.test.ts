@@ -55,7 +55,7 @@ test('a minimal config gets every default, the task reward and the only teacher 
   assert.deepEqual(c.run, { outDir: 'runs', seed: 0, steps: 100, evalEvery: 25, evalPrompts: 200, accuracyThreshold: 1, checkpointEvery: 50, keepCheckpoints: 3, maxConsecutiveSkips: 3 });
   assert.deepEqual(c.teachers, [{ id: 'teacher', kind: 'local', path: 'models/t', temperature: 1 }]);
   assert.deepEqual(c.routing, { byTag: {}, defaultTeacher: 'teacher' });
-  assert.deepEqual(c.data, { task: 'arithmetic', taskConfig: {}, testSize: 500, onTooLong: 'reject', maxRejectFraction: 0.01 });
+  assert.deepEqual(c.data, { task: 'arithmetic', taskConfig: {}, testSize: 500, onTooLong: 'reject', maxRejectFraction: 0.01, chatTemplate: 'auto', chatTemplateKwargs: {} });
   assert.deepEqual(c.rewards, [{ type: 'numeric_match', weight: 1 }]);
   assert.deepEqual(c.rollout, { groupSize: 8, promptsPerStep: 8, maxNewTokens: 256, temperature: 1, topK: 0, topP: 1, maskTruncated: false });
   assert.deepEqual(c.algo, {
@@ -86,7 +86,7 @@ test('file data with defaults, http teachers with defaults, the builtin student'
   );
   assert.deepEqual(c.student, { builtin: 'tiny' });
   assert.deepEqual(c.teachers[0], { id: 'big', kind: 'http', url: 'http://gpu-01:8000', servedModel: 'Qwen/Qwen3-8B', temperature: 1, flavor: 'auto', concurrency: 8, timeoutMs: 60000, retries: 4 });
-  assert.deepEqual(c.data, { path: 'prompts.jsonl', fields: { prompt: 'prompt', answer: 'answer', tag: 'tag', id: 'id' }, requireAnswer: true, onTooLong: 'reject', maxRejectFraction: 0.01 });
+  assert.deepEqual(c.data, { path: 'prompts.jsonl', fields: { prompt: 'prompt', answer: 'answer', tag: 'tag', id: 'id', messages: 'messages' }, requireAnswer: true, onTooLong: 'reject', maxRejectFraction: 0.01, chatTemplate: 'auto', chatTemplateKwargs: {} });
   assert.deepEqual(c.rewards, [{ type: 'exact_match', weight: 1, caseSensitive: false }]);
 });
 
@@ -155,7 +155,7 @@ test('a data section is either a task or a prompt file, and says so', () => {
   assertProblem({ ...base, data: { tsak: 'arithmetic' } }, /^data: needs one of the keys task \| path: /);
   assertProblem({ ...base, data: { tsak: 'arithmetic' } }, /^data\.tsak: unknown key \(did you mean "task"\?\)/);
   assertProblem({ ...base, data: { task: 'arithmetic', path: 'x.jsonl' } }, /^data: mixes the keys of 2 forms \(task \/ path\); use one: /);
-  assertProblem({ ...base, data: { path: 'x.jsonl', fields: { promt: 'q' } } }, /^data\.fields\.promt: unknown key \(did you mean "prompt"\?\); keys of data\.fields: prompt, answer, tag, id$/);
+  assertProblem({ ...base, data: { path: 'x.jsonl', fields: { promt: 'q' } } }, /^data\.fields\.promt: unknown key \(did you mean "prompt"\?\); keys of data\.fields: prompt, answer, tag, id, messages$/);
   assertProblem({ ...base, data: { path: 'x.jsonl', format: 'csv' } }, 'data.format: "csv" is not one of jsonl | parquet | arrow');
 });
 
@@ -247,7 +247,7 @@ test('overrides set nested fields, parse JSON values, index lists, and leave the
   assert.equal(c.teachers[0]!.temperature, 0.5);
   assert.equal(c.teachers[0]!.id, 'big');
   assert.deepEqual(c.routing.defaultTeacher, 'big');
-  assert.deepEqual(c.data, { task: 'arithmetic', taskConfig: { digits: 2 }, testSize: 500, onTooLong: 'reject', maxRejectFraction: 0.01 });
+  assert.deepEqual(c.data, { task: 'arithmetic', taskConfig: { digits: 2 }, testSize: 500, onTooLong: 'reject', maxRejectFraction: 0.01, chatTemplate: 'auto', chatTemplateKwargs: {} });
   assert.deepEqual(c.rewards, [{ type: 'numeric_match', weight: 1, tolerance: 0.5 }]);
   assert.equal(c.run.name, '001');
   assert.equal(c.rollout.maskTruncated, true);
