@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { BYTE_EOS_ID, ByteTokenizer } from '../data/tokenizer/byte.ts';
 import { loadQwen3 } from '../data/tokenizer/test_fixtures.ts';
 import type { Tokenizer } from '../data/tokenizer/types.ts';
-import { AlignedTeacher, endOfTurnOf } from './aligned.ts';
+import { AlignedTeacher, endOfTurnOf, keepAlignment } from './aligned.ts';
 import { fakeLogprob } from './fake-servers.ts';
 import type { Teacher, TeacherRequest, TeacherScore } from './types.ts';
 
@@ -147,4 +147,17 @@ test('a special token sampled mid-completion: paired with the teacher special of
   const [same] = await new AlignedTeacher(toByte, { student: byte, teacher: disguised(byte) }).score([req]);
   assert.deepEqual(toByte.seen[0]!.ids, req.ids);
   assert.ok(Math.abs(same!.logprobs[1]! - fakeLogprob(259, req.start + 1)) < 1e-12);
+});
+
+test('keepAlignment: a replaced backend (a queue teacher) keeps the aligned path; an exact teacher is simply replaced', async () => {
+  const q = await loadQwen3();
+  const aligned = new AlignedTeacher(new FormulaTeacher(), { student: byte, teacher: q });
+  const queue = new FormulaTeacher();
+  const kept = keepAlignment(aligned, queue);
+  assert.ok(kept instanceof AlignedTeacher && kept.inner === queue);
+  const req = request(byte, 'Say hi.', [...byte.encode('Hello world', { addSpecialTokens: false }), BYTE_EOS_ID]);
+  assert.deepEqual(await kept.score([req]), await aligned.score([req]));
+  assert.deepEqual(queue.seen[0]!.ids.slice(queue.seen[0]!.start), [9707, 1879, q.eosTokenIds[0]]); // the queue sees the teacher's own ids
+  const plain = new FormulaTeacher();
+  assert.equal(keepAlignment(new FormulaTeacher(), plain), plain);
 });

@@ -198,6 +198,16 @@ export class AlignedTeacher implements Teacher {
   close(): Promise<void> {
     return this.inner.close();
   }
+
+  /** The same alignment around another backend (a queue's teacher jobs: pipeline/queue/controller.ts). */
+  withInner(inner: Teacher): AlignedTeacher {
+    return new AlignedTeacher(inner, this.o);
+  }
+}
+
+/** `now` in place of `was`, keeping `was`'s alignment when it had one (so a replaced backend never drops the aligned path). */
+export function keepAlignment(was: Teacher | null | undefined, now: Teacher): Teacher {
+  return was instanceof AlignedTeacher ? was.withInner(now) : now;
 }
 
 /** An aligned score: one finite value per student completion token (the "≤ 0" rule does not apply; see the header). */

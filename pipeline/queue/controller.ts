@@ -21,6 +21,7 @@ import { type Job as BullJob, Queue, QueueEvents } from 'bullmq';
 import type { RuntimeOptions } from '../../engine/runtime/session.ts';
 import type { ModelConfig } from '../../student/model/config.ts';
 import type { WeightSource } from '../../student/model/runner.ts';
+import { keepAlignment } from '../../teacher/aligned.ts';
 import type { TeacherSpec } from '../../teacher/open.ts';
 import type { Teacher, TeacherIdentity, TeacherRequest } from '../../teacher/types.ts';
 import type { SampleSlice } from '../recipes/rollout-step.ts';
@@ -194,7 +195,8 @@ export async function queueJob(
     teachers: teachers.map((t) => ({ id: t.id, spec: t.spec, identity: t.teacher.identity })), defaultTokenizer: o.studentDir,
   });
   opd.remoteSampler = (weights, step) => ctl.sampler(weights, step);
-  if (opd.teachers) opd.teachers = { ...opd.teachers, byId: new Map([...opd.teachers.byId.keys()].map((id) => [id, ctl.teacher(id)])) };
-  else if (opd.teacher) opd.teacher = ctl.teacher(teachers[0]!.id);
+  // a teacher with another tokenizer keeps its alignment here (teacher/aligned.ts); its jobs carry the teacher's own ids
+  if (opd.teachers) opd.teachers = { ...opd.teachers, byId: new Map([...opd.teachers.byId].map(([id, t]) => [id, keepAlignment(t, ctl.teacher(id))])) };
+  else if (opd.teacher) opd.teacher = keepAlignment(opd.teacher, ctl.teacher(teachers[0]!.id));
   return ctl;
 }
