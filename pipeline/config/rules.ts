@@ -10,7 +10,6 @@ import { GROUP_MODES } from '../algo/advantages.ts';
 import type { BlendMode } from '../algo/blend.ts';
 import { checkEstimatorUse, type KlEstimator } from '../algo/estimators.ts';
 import type { RunConfig } from './schema.ts';
-import { studentLora } from './sources.ts';
 
 export type Report = (path: readonly (string | number)[], message: string) => void;
 
@@ -66,14 +65,12 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    about: 'a top-k divergence only in blend mode loss, and not with a LoRA student',
+    about: 'a top-k divergence only in blend mode loss',
     check(c, report) {
       const b = c.algo.blend;
       if (b.divergence === 'sampled') return;
       if (b.mode !== 'loss')
         report(['algo', 'blend', 'divergence'], `divergence "${b.divergence}" is a distillation loss: it needs algo.blend.mode loss (with distillCoef > 0), but the mode is "${b.mode}"; set mode loss, or divergence sampled`);
-      if (studentLora(c.student))
-        report(['algo', 'blend', 'divergence'], `divergence "${b.divergence}" needs the student's log-probs at the teacher's top-k ids, which the LoRA trainer does not compute; train the full student (remove student.lora), or use divergence sampled`);
     },
   },
   {

@@ -19,10 +19,16 @@ import { LossConfigError, type PolicyLossOptions, checkPolicyLossOptions, policy
 import { dot } from '../../engine/testing/fd.ts';
 import { packPolicyBatch, splitMicroBatches } from './batch.ts';
 import { Trainer } from '../../engine/train/trainer.ts';
-import { type Weights64, TINY, evaluate, lossAndGrads, maxRelDiff, randomRollouts, tinyWeights, weightFeeds64 } from './fixtures.ts';
+import { type Weights64, TINY, asF32, evaluate, lossAndGrads, maxRelDiff, randomRollouts, tinyWeights, weightFeeds64 } from './fixtures.ts';
 import { buildPolicyTrainStep, policyLossOnLogprobs, policyObjective } from './step.ts';
 import { LayeredTrainer } from './layered.ts';
-import { checkTopkSupported } from './trainer.ts';
+import { LoraTrainer } from './lora-trainer.ts';
+import { parseConfig, tensorShapes } from '../model/config.ts';
+import { inputLoraWeights, writeFrozenBase } from '../model/frozen.ts';
+import { type LoraSpec, loraShapes } from '../model/lora.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 interface Case {
   b: number;
@@ -250,12 +256,38 @@ test('packPolicyBatch: top-k feeds are aligned like the log-probs; a wrong k, a 
   assert.throws(() => packPolicyBatch([{ ...r, teacherTopLogprobs: [-0.1, NaN, -0.3, -0.4] }], { padId: 0, topK: 2 }), /completion token 0: teacher top-k log-prob NaN/);
 });
 
-test('the LoRA trainer refuses a top-k divergence at start, naming the fix; fused and layered accept it', () => {
-  const c = TINY.qwen2!;
-  const loss = opts('topk_fkl', 4);
-  for (const kind of ['fused', 'layered', 'auto'] as const) assert.doesNotThrow(() => checkTopkSupported(c, { objective: 'policy', loss, kind }));
-  assert.throws(() => checkTopkSupported(c, { objective: 'policy', loss, kind: 'fused', lora: {} as never }), (e: Error) => e instanceof LossConfigError && /the LoRA trainer does not/.test(e.message) && /no student\.lora/.test(e.message));
-  assert.doesNotThrow(() => checkTopkSupported(c, { objective: 'policy', loss: { distill: { coef: 1 } }, lora: {} as never }), 'the sampled-token distillation still runs with LoRA');
+test('LoRA trainer with topk_fkl (frozen base in a file, chunked head sessions) = the fused step of the same objective with the base as inputs', async () => {
+  const c = parseConfig({ architectures: ['Qwen2ForCausalLM'], vocab_size: 1100, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, tie_word_embeddings: false, initializer_range: 0.2 });
+  const spec: LoraSpec = { rank: 3, alpha: 6, targets: ['q_proj', 'v_proj', 'down_proj'] };
+  const k = 4;
+  const dir = mkdtempSync(join(tmpdir(), 'opd-lora-topk-'));
+  try {
+    const base = new Map(Object.entries(asF32(tinyWeights(c, 8))));
+    const frozen = await writeFrozenBase(dir, c, base, { headRows: 256 }); // 5 head chunks
+    const rng = new Rng(9);
+    const start = Object.fromEntries(loraShapes(c, spec).map(([n, sh]) => [n, Float32Array.from({ length: sh.reduce((a, x) => a * x, 1) }, () => 0.3 * rng.normal())]));
+    const loss = { type: 'ppo' as const, distill: { coef: 0.5, divergence: { name: 'topk_fkl' as const, topK: k } } };
+    const lora = await LoraTrainer.create(c, frozen, spec, start, { objective: 'policy', loss, runtime: { threads: 1 } });
+    const fused = await Trainer.create(buildPolicyTrainStep(c, { loss, weights: inputLoraWeights(spec, { trainable: true, weightDecay: 0 }) }), start, { threads: 1 });
+    const baseFeeds = Object.fromEntries(tensorShapes(c).map(([n, sh]) => [n, hostTensor('float32', sh, base.get(n)!)]));
+    for (let step = 0; step < 3; step++) {
+      const rollouts = topkRollouts(20 + step, 5, k, c.vocabSize).map(({ refLogprobs: _r, ...r }) => r);
+      const feeds = packPolicyBatch(rollouts, { padId: 0, temperature: 0.7, topK: k, vocabRows: c.vocabSize });
+      const a = await fused.step({ ...feeds, ...baseFeeds }, 0.01);
+      const b = await lora.step(feeds, 0.01);
+      for (const name of ['loss', 'grad_norm', 'distill_topk_fkl', 'topk_teacher_mass'])
+        assert.ok(Math.abs(a.metrics[name]! - b.metrics[name]!) <= 1e-4 * Math.max(1, Math.abs(a.metrics[name]!)), `step ${step} ${name}: ${b.metrics[name]} vs ${a.metrics[name]}`);
+    }
+    const [pa, pb] = [fused.params(), lora.params()];
+    for (const name of Object.keys(pa)) {
+      let worst = 0;
+      for (let i = 0; i < pa[name]!.length; i++) worst = Math.max(worst, Math.abs(pa[name]![i]! - pb[name]![i]!));
+      assert.ok(worst < 1e-5, `${name}: max |Δ| ${worst}`);
+    }
+    await Promise.all([lora.release(), fused.release()]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 /** Rollouts with a random teacher top-k (distinct ids over the whole vocabulary, so every head chunk holds some). */

@@ -125,3 +125,35 @@ export class LogsumexpFold {
     return { logprobs: hostTensor(dtype, this.dims, logprobs), lse: hostTensor(dtype, this.dims, lse) };
   }
 }
+
+/**
+ * z at the teacher's top-k ids summed over head chunks (each id lies in exactly one; the others
+ * return 0 for it), then log π_θ(S) = z − lse, position-aligned [B, T, k] (0 at t = 0).
+ */
+export class TopkFold {
+  private z: Float64Array | null = null;
+
+  constructor(
+    private readonly k: number,
+    ids: HostTensor | undefined,
+  ) {
+    if (!ids) throw new Error('the objective has a top-k divergence but the batch has no teacher_top_ids');
+  }
+
+  add(out: Record<string, HostTensor>): void {
+    const z = out.z_top!.data as FloatArray;
+    if (!this.z) this.z = new Float64Array(z.length);
+    for (let j = 0; j < z.length; j++) this.z[j]! += z[j]!;
+  }
+
+  finish(lse: HostTensor, dtype: 'float32' | 'float64'): HostTensor {
+    const [b, t] = lse.dims as [number, number];
+    const k = this.k;
+    const out = dtype === 'float64' ? new Float64Array(b * t * k) : new Float32Array(b * t * k);
+    for (let j = 0; j < b * t; j++) {
+      if (j % t === 0) continue;
+      for (let q = 0; q < k; q++) out[j * k + q] = this.z![j * k + q]! - Number(lse.data[j]);
+    }
+    return hostTensor(dtype, [b, t, k], out);
+  }
+}

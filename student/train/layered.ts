@@ -23,7 +23,7 @@ import { compile } from '../../engine/exec.ts';
 import { type HostTensor, addInto, hostTensor } from '../../engine/runtime/host.ts';
 import type { RuntimeOptions, Session } from '../../engine/runtime/session.ts';
 import { type ModelConfig, decays, tensorShapes } from '../model/config.ts';
-import { type Combine, HostTrainer, LogsumexpFold } from './host-trainer.ts';
+import { type Combine, HostTrainer, LogsumexpFold, TopkFold } from './host-trainer.ts';
 import { EMBED, type LogprobObjective, NORM, embedGraph, headBackwardGraph, headForwardChunkGraph, headNormGraph, layerBackwardGraph, layerForwardGraph, layerSuffixes, lossGraph, normBackwardGraph } from './layered-graphs.ts';
 
 export interface LayeredOptions {
@@ -145,16 +145,15 @@ export class LayeredTrainer extends HostTrainer {
     const hn = (await this.s.headNorm.run({ h: hs[c.numLayers]!, [NORM]: this.view(NORM) })).hn!;
     const fold = new LogsumexpFold(ids.dims as [number, number]);
     // a top-k divergence: z at the teacher's ids, summed over chunks (each id lies in one), then − lse
-    const top = this.topK ? { ids: lossFeeds.teacher_top_ids, z: new Float64Array(ids.data.length * this.topK) } : null;
-    if (top && !top.ids) throw new Error('LayeredTrainer: the objective has a top-k divergence but the batch has no teacher_top_ids');
-    const topFeed: Batch = top ? { teacher_top_ids: top.ids! } : {};
+    const top = this.topK ? new TopkFold(this.topK, lossFeeds.teacher_top_ids) : null;
+    const topFeed: Batch = top ? { teacher_top_ids: lossFeeds.teacher_top_ids! } : {};
     for (const k of this.headChunks(headName, ids.data.length)) {
       const r = await this.s.headFwd.run({ hn, head_chunk: k.w, input_ids: ids, inv_temperature: invTemp, chunk_start: k.start, ...topFeed });
       fold.add(r);
-      if (top) addInto(top.z, r.z_top!.data as FloatArray);
+      top?.add(r);
     }
     const head = fold.finish(this.dtype);
-    const topAt: Batch = top ? { top_at: this.topLogprobs(top.z, head.lse) } : {};
+    const topAt: Batch = top ? { top_at: top.finish(head.lse, this.dtype) } : {};
     const out = await this.s.loss.run({ logprobs: head.logprobs, ...topAt, ...lossFeeds });
 
     this.lap('forward_s');
@@ -201,18 +200,6 @@ export class LayeredTrainer extends HostTrainer {
       addInto(dhn.data as FloatArray, r.dhn!.data as FloatArray);
     }
     return dhn;
-  }
-
-  /** log π_θ at the teacher's ids [B, T, k]: z_top − lse, position-aligned (0 at t = 0 like the log-probs). */
-  private topLogprobs(z: Float64Array, lse: HostTensor): HostTensor {
-    const k = this.topK!;
-    const [b, t] = lse.dims as [number, number];
-    const out = this.zeros(b * t * k);
-    for (let j = 0; j < b * t; j++) {
-      if (j % t === 0) continue;
-      for (let q = 0; q < k; q++) out[j * k + q] = z[j * k + q]! - Number(lse.data[j]);
-    }
-    return this.tensor(out, [b, t, k]);
   }
 
   private async layerBackward(i: number, h: HostTensor, seq: Batch, dhNext: HostTensor, first: boolean): Promise<HostTensor> {

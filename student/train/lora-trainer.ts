@@ -31,7 +31,7 @@ import type { ModelConfig } from '../model/config.ts';
 import { type FrozenBase, type FrozenChunk, frozenWeights, headChunkRefs } from '../model/frozen.ts';
 import { attentionBias, decoder } from '../model/lm.ts';
 import { type LoraSpec, loraShapes } from '../model/lora.ts';
-import { type Combine, HostTrainer, LogsumexpFold } from './host-trainer.ts';
+import { type Combine, HostTrainer, LogsumexpFold, TopkFold } from './host-trainer.ts';
 import { type LogprobObjective, headBackwardGraph, headForwardChunkGraph, lossGraph } from './layered-graphs.ts';
 import type { PolicyLossOptions } from './policy.ts';
 import { policyLossOnLogprobs, sftLossOnLogprobs, splitMicroBatches } from './step.ts';
@@ -78,6 +78,8 @@ export class LoraTrainer extends HostTrainer {
     private readonly adamw: Partial<AdamWConfig>,
     private readonly microTokens: number,
     private readonly loss: { metrics: string[]; combine: Combine },
+    /** k of a top-k divergence in the objective (the head chunks then compute log π_θ at teacher_top_ids), or null. */
+    private readonly topK: number | null,
   ) {
     super(paramSpecs, w, 'float32');
     for (const p of paramSpecs) this.scratch.set(p.name, this.zeros(w.get(p.name)!.length));
@@ -94,15 +96,16 @@ export class LoraTrainer extends HostTrainer {
     const mapped = { ...o.runtime, modelDir: base.dir, disablePrepacking: true };
     const chunks = headChunkRefs(c, base);
     const objective: LogprobObjective = o.objective === 'policy' ? policyLossOnLogprobs({ loss: o.loss }) : sftLossOnLogprobs({});
-    const lg = lossGraph(objective, 'float32');
+    const topK = o.objective === 'policy' ? o.loss?.distill?.divergence?.topK : undefined;
+    const lg = lossGraph(objective, 'float32', topK);
     const [trunkFwd, trunkGrad, loss, headFwd, headBwd] = await Promise.all([
       compile(trunkGraph(c, base, spec, false), mapped),
       compile(trunkGraph(c, base, spec, true), mapped),
       compile(lg.graph, o.runtime),
-      Promise.all(chunks.map((k) => compile(headForwardChunkGraph(c, 'float32', k), { ...mapped, memArena: false }))),
-      Promise.all(chunks.map((k) => compile(headBackwardGraph(c, 'float32', k), { ...mapped, memArena: false }))),
+      Promise.all(chunks.map((k) => compile(headForwardChunkGraph(c, 'float32', k, topK), { ...mapped, memArena: false }))),
+      Promise.all(chunks.map((k) => compile(headBackwardGraph(c, 'float32', k, topK), { ...mapped, memArena: false }))),
     ]);
-    return new LoraTrainer(specs, w, { trunkFwd, trunkGrad, headFwd, headBwd, loss }, chunks, o.adamw ?? {}, o.microTokens ?? 256, lg);
+    return new LoraTrainer(specs, w, { trunkFwd, trunkGrad, headFwd, headBwd, loss }, chunks, o.adamw ?? {}, o.microTokens ?? 256, lg, topK ?? null);
   }
 
   async step(batch: Batch | readonly Batch[], lr: number): Promise<StepResult> {
@@ -134,12 +137,20 @@ export class LoraTrainer extends HostTrainer {
     const hn = (await this.s.trunkFwd.run({ ...adapters, ...seq })).hn!;
     const starts = this.chunks.map((k) => hostTensor('int64', [], BigInt64Array.of(BigInt(k.start))));
     const fold = new LogsumexpFold(ids.dims as [number, number]);
-    for (const [i, fwd] of this.s.headFwd.entries()) fold.add(await fwd.run({ hn, input_ids: ids, inv_temperature: invTemp, chunk_start: starts[i]! }));
+    const top = this.topK ? new TopkFold(this.topK, lossFeeds.teacher_top_ids) : null;
+    const topFeed: Batch = top ? { teacher_top_ids: lossFeeds.teacher_top_ids! } : {};
+    for (const [i, fwd] of this.s.headFwd.entries()) {
+      const r = await fwd.run({ hn, input_ids: ids, inv_temperature: invTemp, chunk_start: starts[i]!, ...topFeed });
+      fold.add(r);
+      top?.add(r);
+    }
     const head = fold.finish('float32');
-    const out = await this.s.loss.run({ logprobs: head.logprobs, ...lossFeeds });
+    const topAt: Batch = top ? { top_at: top.finish(head.lse, 'float32') } : {};
+    const out = await this.s.loss.run({ logprobs: head.logprobs, ...topAt, ...lossFeeds });
+    const dtop: Batch = top ? { 'd.top_at': out['d.top_at']!, ...topFeed } : {};
     const dhn = this.zeros(hn.data.length);
     for (const [i, bwd] of this.s.headBwd.entries()) {
-      const feeds = { hn, input_ids: ids, lse: head.lse, 'd.logprobs': out['d.logprobs']!, inv_temperature: invTemp, chunk_start: starts[i]! };
+      const feeds = { hn, input_ids: ids, lse: head.lse, 'd.logprobs': out['d.logprobs']!, inv_temperature: invTemp, chunk_start: starts[i]!, ...dtop };
       addInto(dhn, (await bwd.run(feeds)).dhn!.data as FloatArray);
     }
     const fetches: Record<string, HostTensor> = {};

@@ -16,7 +16,7 @@ import { LoraTrainer } from './lora-trainer.ts';
 import { type FrozenBase, frozenWeights } from '../model/frozen.ts';
 import type { LoraSpec } from '../model/lora.ts';
 import type { WeightDeclarer } from '../model/lm.ts';
-import { LossConfigError, type PolicyLossOptions } from './policy.ts';
+import type { PolicyLossOptions } from './policy.ts';
 import { buildPolicyTrainStep, buildSftTrainStep, policyLossOnLogprobs, sftLossOnLogprobs } from './step.ts';
 
 export type TrainStepKind = 'auto' | 'fused' | 'layered';
@@ -50,7 +50,6 @@ export function chooseTrainStep(c: ModelConfig, kind: TrainStepKind = 'auto'): '
 
 export async function createStudentTrainer(c: ModelConfig, init: ParamValues, o: StudentTrainerOptions): Promise<StepTrainer> {
   const common = { weightDecay: o.weightDecay, adamw: o.adamw, dtype: o.dtype };
-  checkTopkSupported(c, o);
   if (o.lora) return LoraTrainer.create(c, o.lora.base, o.lora.spec, init, { objective: o.objective, loss: o.loss, weightDecay: o.weightDecay, adamw: o.adamw, runtime: o.runtime });
   if (chooseTrainStep(c, o.kind) === 'layered') {
     const objective = o.objective === 'policy' ? policyLossOnLogprobs({ ...common, loss: o.loss }) : sftLossOnLogprobs(common);
@@ -59,20 +58,6 @@ export async function createStudentTrainer(c: ModelConfig, init: ParamValues, o:
   }
   const spec = o.objective === 'policy' ? buildPolicyTrainStep(c, { ...common, loss: o.loss, microBatches: o.microBatches }) : buildSftTrainStep(c, { ...common, microBatches: o.microBatches });
   return Trainer.create(spec, init, o.runtime);
-}
-
-/**
- * The top-k divergences need the student's log-softmax at the teacher's ids: the fused step gathers
- * them in its graph, the layered step's head chunks compute them (layered-graphs.ts). The LoRA
- * trainer's frozen head chunks do not, so it refuses at start.
- */
-export function checkTopkSupported(c: ModelConfig, o: Pick<StudentTrainerOptions, 'objective' | 'loss' | 'kind' | 'lora'>): void {
-  const d = o.objective === 'policy' ? o.loss?.distill?.divergence : undefined;
-  if (!d) return;
-  if (o.lora)
-    throw new LossConfigError(
-      `algo.blend.divergence ${d.name} needs the student's log-probs at the teacher's top-k ids, which the fused and layered train steps compute; the LoRA trainer does not. Train the full student (no student.lora), or use algo.blend.divergence sampled.`,
-    );
 }
 
 /** Generator options for a LoRA student's sampling sessions (base from the file, adapters fed); none otherwise. */
