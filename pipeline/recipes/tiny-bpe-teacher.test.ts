@@ -52,3 +52,28 @@ test('tiny byte student, tiny BPE teacher: aligned path, 2 steps train, the shar
   }
   assert.ok(differs > rows.length, `${differs} completion tokens carry a teacher signal`);
 });
+
+test('with chat templates (data.chatTemplate always): the teacher renders ChatML, the student its own; the student EOS pairs with <|im_end|>', { timeout: 300_000 }, async () => {
+  const root = mkdtempSync(join(tmpdir(), 'opd-bpe-chat-'));
+  const m = await tinyModels(join(root, 'models'));
+  const teacher = await tinyBpeTeacher(join(root, 'models', 'teacher-bpe'));
+  const raw = tinyRunConfig(root, { ...m, teacher }, { run: { name: 'chat', steps: 1, evalPrompts: 4 }, data: { chatTemplate: 'always' } });
+  const c = parseRunConfig(raw, 'bpe chat test');
+  const lines: string[] = [];
+  const job = await buildJob(c, await prepareRunDir(c), { log: { info: (s: string) => lines.push(s), warn: (s: string) => lines.push(s) } });
+  try {
+    const text = lines.join('\n');
+    assert.match(text, /student's template: "<\|user\|>What is 64 plus 85\?<\|assistant\|>"/);
+    assert.match(text, /teacher's template: "<\|im_start\|>user\\nWhat is 64 plus 85\?<\|im_end\|>\\n<\|im_start\|>assistant\\n"/);
+    assert.match(text, /scoring path: aligned \(the tokenizers differ\): the teacher scores the conversation rendered by its own template .* paired with teacher id \d+ "<\|im_end\|>"/);
+    const t = job.teachers.single as AlignedTeacher;
+    const tTok = await loadTokenizer(teacher);
+    const rec = job.data.train[0]!;
+    const prompt = job.tokenizer.encode(`<|user|>${rec.prompt}<|assistant|>`, { addSpecialTokens: false });
+    const p = t.plan({ ids: [...prompt, 55, 258], start: prompt.length, context: { prompt: rec.prompt, samplerLogprobs: [-1, -1] } }, 0);
+    assert.ok(tTok.decode(p.request.ids.slice(0, p.request.start)).startsWith(`<|im_start|>user\n${rec.prompt}<|im_end|>`));
+    assert.equal(tTok.idToToken(p.request.ids.at(-1)!), '<|im_end|>');
+  } finally {
+    await job.close();
+  }
+});
