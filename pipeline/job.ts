@@ -47,7 +47,8 @@ import { type EvalModel, type EvalResult, type Scoring, evaluateRecords, samples
 import { type LoraStudent, exportLora, prepareLoraStudent } from './recipes/lora.ts';
 import type { OpdJob, OpdSettings } from './recipes/opd.ts';
 import { type PersistOptions, runPersisted } from './recipes/persisted.ts';
-import { type RunData, loadRunData } from './run-data.ts';
+import { type RunData, contextLimitOf, loadRunData } from './run-data.ts';
+import { lockRunDir } from './run-lock.ts';
 import { writeReport } from './report.ts';
 import { builtinStudentDir, checkStudentFiles, readEvalBefore, writeEvalBefore } from './startup.ts';
 import { type RunDir, checkResumeConfig, openRunDir, readMetrics, readSegments, writeFrozenConfig, writeSegments } from './rundir.ts';
@@ -134,10 +135,10 @@ export async function buildJob(c: RunConfig, runDir: string | RunDir, o: { log?:
   const topK = policyLossOptions(c).distill?.divergence?.topK;
   const specs = c.teachers.map((t) => (topK && t.kind === 'local' ? { ...t, topK } : t));
   const teachers = await openTeachers(c.algo.blend.mode === 'grpo' ? [] : specs, {
-    threads: c.runtime.threads, device: c.runtime.device, defaultTokenizer: sdir, cacheDir: join(c.run.outDir, 'score-cache'), routing: c.routing,
+    threads: c.runtime.threads, device: c.runtime.device, defaultTokenizer: sdir, cacheDir: join(c.run.outDir, 'score-cache'), routing: c.routing, warn: (m) => log.warn(m),
   });
   try {
-    const data = await loadRunData(c, tokenizer, { rejectsDir: run.dir });
+    const data = await loadRunData(c, tokenizer, { rejectsDir: run.dir, contextLimit: contextLimitOf(student.config.maxPositionEmbeddings, c) }); // item 8: every prompt fits, named by line and id
     data.notes.forEach((n) => (n.startsWith('warning: ') ? log.warn(n.slice(9)) : log.info(n)));
     // R9 / issue 12: how each teacher's scores reach the student's tokens (teacher/preflight.ts); a teacher
     // with another tokenizer or rendering scores through teacher/aligned.ts, one that cannot is refused
@@ -217,8 +218,17 @@ export interface RunHooks {
   startedAt?: number;
 }
 
-/** Build and run the job of `c` in `run` to the end (or until `shouldStop`); see the header. */
+/** Build and run the job of `c` in `run` to the end (or until `shouldStop`); see the header. Holds <run>/run.lock throughout (pipeline/run-lock.ts). */
 export async function runJob(c: RunConfig, run: RunDir, hooks: RunHooks = {}): Promise<{ summary: RunSummary; stopped: boolean }> {
+  const lock = lockRunDir(run.dir, (m) => hooks.log?.warn(m)); // a second process on this directory is refused here, naming the holder
+  try {
+    return await runLocked(c, run, hooks);
+  } finally {
+    lock.release();
+  }
+}
+
+async function runLocked(c: RunConfig, run: RunDir, hooks: RunHooks): Promise<{ summary: RunSummary; stopped: boolean }> {
   const t0 = hooks.startedAt ?? performance.now();
   const log = hooks.log ?? silent;
   const earlier = readSegments(run.dir, (m) => log.warn(m));
@@ -291,14 +301,17 @@ export async function runJob(c: RunConfig, run: RunDir, hooks: RunHooks = {}): P
  * directory to resume. One holding a different frozen config is refused (naming the changes)
  * unless `force`, which continues the run under the new config.
  */
-export async function prepareRunDir(c: RunConfig, opts: { force?: boolean } = {}): Promise<string> {
+export async function prepareRunDir(c: RunConfig, opts: { force?: boolean; warn?: (message: string) => void } = {}): Promise<string> {
   const dir = resolve(c.run.outDir, c.run.name ?? `run-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}`);
-  if (existsSync(join(dir, 'config.json'))) {
-    const changes = checkResumeConfig(dir, c, { override: opts.force });
-    if (changes.length) await writeFrozenConfig(dir, c, { replace: true }); // --force: the run continues under the new config
-  } else {
-    await mkdir(dir, { recursive: true });
-    await writeFrozenConfig(dir, c);
+  await mkdir(dir, { recursive: true });
+  const lock = lockRunDir(dir, opts.warn); // a run in progress there refuses this one before its config is compared or replaced
+  try {
+    if (existsSync(join(dir, 'config.json'))) {
+      const changes = checkResumeConfig(dir, c, { override: opts.force });
+      if (changes.length) await writeFrozenConfig(dir, c, { replace: true }); // --force: the run continues under the new config
+    } else await writeFrozenConfig(dir, c);
+  } finally {
+    lock.release();
   }
   return dir;
 }
@@ -308,8 +321,20 @@ const fmt = (x: unknown) => (typeof x === 'number' ? x.toFixed(3) : 'n/a');
 /** One held-out evaluation (greedy) of the run's held-out records, its completions kept in <run>/eval/<name>.jsonl. */
 function heldOutScorer(c: RunConfig, run: RunDir, scoring: Scoring, test: readonly TaskRecord[]): HeldOutScorer {
   const opts = { seed: c.run.seed, maxNewTokens: c.rollout.maxNewTokens, keepSamples: Infinity, runtime: { device: c.runtime.device, threads: c.runtime.threads } };
+  /** Which model an evaluation decodes with, for its errors: a NaN logit must say it came from, e.g., the teacher's evaluation. */
+  const whose = (name: string) => {
+    const t = name.startsWith('teacher-') ? c.teachers.find((x) => x.id === name.slice(8)) : undefined;
+    if (t) return `teacher ${t.id}${'path' in t ? ` (${t.path})` : ''}, held-out evaluation before training`;
+    return name === 'before' ? 'the student, held-out evaluation before training' : name === 'after' ? 'the trained student, final held-out evaluation' : `the student, held-out evaluation ${name}`;
+  };
   return async (model, tok, name) => {
-    const r = await evaluateRecords(model, tok, test, scoring, opts);
+    let r: EvalResult;
+    try {
+      r = await evaluateRecords(model, tok, test, scoring, opts);
+    } catch (e) {
+      if (e instanceof Error) e.message = `${whose(name)}: ${e.message}`;
+      throw e;
+    }
     await mkdir(run.eval, { recursive: true });
     await atomicWriteFile(join(run.eval, `${name}.jsonl`), Buffer.from(samplesJsonl(r.samples)));
     return r;

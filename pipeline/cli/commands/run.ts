@@ -134,5 +134,5 @@ export async function runInDir(c: RunConfig, runDir: string, opts: RunJobOptions
  * directory holding a different frozen config is refused (naming the changes) unless `force`.
  */
 export async function startRun(c: RunConfig, opts: RunJobOptions & { force?: boolean } = {}): Promise<RunSummary> {
-  return runInDir(c, await prepareRunDir(c, { force: opts.force }), opts);
+  return runInDir(c, await prepareRunDir(c, { force: opts.force, warn: (m) => process.stderr.write(`warning: ${m}\n`) }), opts);
 }
