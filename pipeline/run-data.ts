@@ -14,6 +14,7 @@
 // rejects-test.jsonl there. Relative paths resolve against the current directory, like data.path.
 
 import { join } from 'node:path';
+import { encodePrompt } from '../data/chat.ts';
 import { holdOut, loadPrompts } from '../data/sources/index.ts';
 import type { LoadResult } from '../data/sources/index.ts';
 import { createTask } from '../data/tasks/registry.ts';
@@ -38,16 +39,18 @@ export interface RunData {
 type FileData = Extract<RunConfig['data'], { path: string }>;
 
 /** The train and held-out records of `c`, `tokenizer` measuring prompt lengths; see the header. */
-export async function loadRunData(c: RunConfig, tokenizer: Tokenizer, o: { rejectsDir?: string } = {}): Promise<RunData> {
+export async function loadRunData(c: RunConfig, tokenizer: Tokenizer, o: { rejectsDir?: string; contextLimit?: ContextLimit } = {}): Promise<RunData> {
   if ('task' in c.data) {
     const task = createTask(c.data.task, c.data.taskConfig);
     const train = task.generate('train', c.data.trainSize ?? c.rollout.promptsPerStep * c.run.steps, c.run.seed);
-    return { train, test: task.generate('test', c.run.evalPrompts, c.run.seed), correct: exactAnswer, accuracyRule: 'exact answer', notes: [] };
+    const test = task.generate('test', c.run.evalPrompts, c.run.seed);
+    if (o.contextLimit) for (const [split, recs] of [['train', train], ['test', test]] as const) checkContext(`data.task ${c.data.task} (${split})`, recs, tokenizer, c, o.contextLimit);
+    return { train, test, correct: exactAnswer, accuracyRule: 'exact answer', notes: [] };
   }
   const d = c.data;
   const load = (file: string, rejects: string, name = 'data.path') => loadPrompts(file, {
     format: d.format, fields: d.fields, requireAnswer: d.requireAnswer, maxRejectFraction: d.maxRejectFraction, onTooLong: d.onTooLong,
-    maxPromptLength: d.maxPromptTokens, tokenizer, chat: { chatTemplate: d.chatTemplate, chatTemplateKwargs: d.chatTemplateKwargs }, rejectsFile: o.rejectsDir ? join(o.rejectsDir, rejects) : undefined, name, limitName: 'data.maxPromptTokens',
+    maxPromptLength: d.maxPromptTokens, tokenizer, chat: { chatTemplate: d.chatTemplate, chatTemplateKwargs: d.chatTemplateKwargs }, rejectsFile: o.rejectsDir ? join(o.rejectsDir, rejects) : undefined, name, limitName: 'data.maxPromptTokens', contextLimit: o.contextLimit,
   });
   const loaded = await load(d.path, 'rejects.jsonl');
   const notes = [loaded.summary];
@@ -55,6 +58,25 @@ export async function loadRunData(c: RunConfig, tokenizer: Tokenizer, o: { rejec
   const threshold = c.run.accuracyThreshold;
   if (test.length > c.run.evalPrompts) notes.push(`held-out: evaluating the first ${c.run.evalPrompts} of ${test.length} records (run.evalPrompts)`);
   return { train, test: test.slice(0, c.run.evalPrompts), correct: rewardAtLeast(threshold), accuracyRule: `reward >= ${threshold}`, accuracyThreshold: threshold, notes };
+}
+
+/** The most prompt tokens generation can take: max_position_embeddings − rollout.maxNewTokens, and how it is made up. */
+export interface ContextLimit {
+  tokens: number;
+  what: string;
+}
+
+export function contextLimitOf(maxPositionEmbeddings: number, c: RunConfig): ContextLimit {
+  return { tokens: maxPositionEmbeddings - c.rollout.maxNewTokens, what: `the student's max_position_embeddings ${maxPositionEmbeddings} − rollout.maxNewTokens ${c.rollout.maxNewTokens}` };
+}
+
+/** Built-in task records: every prompt within the context, or an error naming the record. */
+function checkContext(source: string, records: readonly TaskRecord[], tokenizer: Tokenizer, c: RunConfig, limit: ContextLimit): void {
+  const chat = { chatTemplate: c.data.chatTemplate, chatTemplateKwargs: c.data.chatTemplateKwargs };
+  for (const r of records) {
+    const n = encodePrompt(tokenizer, r, chat).length;
+    if (n > limit.tokens) throw new Error(`${source} record ${JSON.stringify(r.id)}: the prompt has ${n} tokens, more than the ${limit.tokens} the model can take (${limit.what}); prompts are never sliced: lower rollout.maxNewTokens or use a model with a longer context`);
+  }
 }
 
 /** Split off the held-out records: a fraction of the train file, or a file of their own. */

@@ -35,6 +35,7 @@ interface Resolved {
   /** "prompt source x.jsonl" or, with opts.name, e.g. "data.path x.jsonl": how messages name the file. */
   label: string;
   limitName: string;
+  contextLimit?: { tokens: number; what: string };
 }
 
 function resolveOptions(source: string, o: SourceOptions): Resolved {
@@ -61,6 +62,7 @@ function resolveOptions(source: string, o: SourceOptions): Resolved {
     unitName: tok ? 'tokens' : 'bytes',
     label,
     limitName,
+    contextLimit: tok ? o.contextLimit : undefined,
   };
 }
 
@@ -94,6 +96,10 @@ function routeRow(row: SourceRow, file: string, unit: 'line' | 'row', r: Resolve
   if (length > r.maxPromptLength) {
     if (r.onTooLong === 'filter') return void t.filteredTooLong++;
     return void reject(`prompt too long: ${length} ${r.unitName} > ${r.limitName} ${r.maxPromptLength}`, previewText(row.value));
+  }
+  if (r.contextLimit && length > r.contextLimit.tokens) {
+    throw new Error(`${r.label} ${unit} ${row.index} (id ${JSON.stringify(record.id)}): the prompt has ${length} tokens, more than the ${r.contextLimit.tokens} the model can take ` +
+      `(${r.contextLimit.what}); prompts are never sliced: shorten or remove it, or set ${r.limitName} (with onTooLong 'reject' or 'filter') to at most ${r.contextLimit.tokens}`);
   }
   const first = t.firstSeen.get(record.id);
   if (first !== undefined) return void reject(`duplicate id ${JSON.stringify(record.id)} (first at ${unit} ${first})`, previewText(row.value));

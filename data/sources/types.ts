@@ -47,6 +47,12 @@ export interface SourceOptions {
   name?: string;
   /** How messages name maxPromptLength, e.g. the config field "data.maxPromptTokens"; default "maxPromptLength". */
   limitName?: string;
+  /**
+   * The most prompt tokens the model can take (max_position_embeddings − maxNewTokens), with what it
+   * is made of for the message; needs `tokenizer`. A record kept after maxPromptLength / onTooLong that
+   * is longer stops the load with an error naming its line and id: it could never be generated from.
+   */
+  contextLimit?: { tokens: number; what: string };
 }
 
 /** One line of rejects.jsonl. JSONL rejects carry `line` (1-based); Parquet/Arrow rejects carry `row` (0-based). */
