@@ -27,7 +27,7 @@ import { combine, type RewardFn } from '../data/rewards/index.ts';
 import { extractAnswer } from '../data/tasks/answer.ts';
 import type { Split, Task, TaskRecord } from '../data/tasks/types.ts';
 import type { Tokenizer } from '../data/tokenizer/types.ts';
-import { Generator, type GeneratorOptions, stopTokenIds } from '../student/generate/generate.ts';
+import { Generator, type GeneratorOptions, PromptError, stopTokenIds } from '../student/generate/generate.ts';
 import type { ModelConfig } from '../student/model/config.ts';
 import { type WeightSource, weightFeeds } from '../student/model/runner.ts';
 import type { Weights } from '../student/model/weights.ts';
@@ -141,10 +141,20 @@ export async function evaluateRecords(model: EvalModel, tok: Tokenizer, records:
   try {
     for (let start = 0; start < records.length; start += batchSize) {
       const batch = records.slice(start, start + batchSize);
-      const out = await gen.generate(batch.map((r) => encodePrompt(tok, r, o.chat)), { maxNewTokens, temperature, stopTokenIds: stops, rng, padId });
+      let out: Awaited<ReturnType<Generator['generate']>>;
+      try {
+        out = await gen.generate(batch.map((r) => encodePrompt(tok, r, o.chat)), { maxNewTokens, temperature, stopTokenIds: stops, rng, padId });
+      } catch (e) {
+        throw named(e, e instanceof PromptError && batch[e.row] ? `record ${JSON.stringify(batch[e.row]!.id)}` : batchName(batch));
+      }
       for (const [i, r] of batch.entries()) {
         const completion = tok.decode(out[i]!.tokens, { skipSpecialTokens: true });
-        const reward = await scoring.reward(r.prompt, completion, r);
+        let reward: number;
+        try {
+          reward = await scoring.reward(r.prompt, completion, r);
+        } catch (e) {
+          throw named(e, `record ${JSON.stringify(r.id)}`);
+        }
         samples.push({ id: r.id, prompt: r.prompt, completion, answer: r.answer, correct: scoring.correct(r, completion, reward), reward, truncated: out[i]!.truncated });
       }
       o.onBatch?.(samples.length, records.length, samples.reduce((a, x) => a + (x.correct ? 1 : 0), 0));
@@ -154,6 +164,15 @@ export async function evaluateRecords(model: EvalModel, tok: Tokenizer, records:
   }
   return summarize(records, samples, keepSamples, (performance.now() - t0) / 1000);
 }
+
+/** An evaluation error that says which records it came from (the error keeps its class). */
+function named(e: unknown, which: string): unknown {
+  if (e instanceof Error) e.message = `evaluating ${which}: ${e.message}`;
+  return e;
+}
+
+const batchName = (batch: readonly TaskRecord[]) =>
+  batch.length === 1 ? `record ${JSON.stringify(batch[0]!.id)}` : `the batch of ${batch.length} records ${JSON.stringify(batch[0]!.id)} … ${JSON.stringify(batch.at(-1)!.id)}`;
 
 /** One JSON line per sample (id, prompt, completion, answer, reward, correct, truncated): what an evaluation file holds. */
 export function samplesJsonl(samples: readonly EvalSample[]): string {

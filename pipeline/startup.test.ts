@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { CorruptArtifactError } from '../data/store/shards.ts';
 import { initModelDir, tinyConfig } from '../student/model/init.ts';
+import { loadModelDir, saveModelDir } from '../student/model/weights.ts';
 import { parseRunConfig } from './config.ts';
 import { buildJob, prepareRunDir, runJob } from './job.ts';
 import { tinyRunConfig } from './recipes/tiny-job.ts';
@@ -103,4 +104,20 @@ test('the initial student is recorded at the first start and verified at every l
     await (await buildJob(c, dir)).close(); // restored: starts again
   }
   assert.ok(existsSync(join(root, 'runs', 'flip-dir', STUDENT_RECORD)));
+});
+
+test("a NaN in the held-out evaluation before training says it came from the teacher's evaluation, naming the teacher and the records", { timeout: 120_000 }, async () => {
+  // a teacher whose final norm overflows the logits to ±Infinity: their sum is NaN, which the sampler refuses
+  const broken = join(root, 'models', 'teacher-overflow');
+  const m = await loadModelDir(models.teacher);
+  m.weights.set('model.norm.weight', new Float32Array(m.weights.get('model.norm.weight')!.length).fill(3e38));
+  await saveModelDir(broken, m, { tokenizerFrom: models.teacher });
+  const raw = tinyRunConfig(root, { teacher: broken, student: models.student }, { run: { name: 'nan-teacher', steps: 1, evalPrompts: 2 } });
+  const c = parseRunConfig(raw, 'nan-teacher');
+  const dir = await prepareRunDir(c);
+  await assert.rejects(runJob(c, await openRunDir(dir)), (e: Error) => {
+    assert.match(e.message, new RegExp(`^teacher t \\(${broken}\\), held-out evaluation before training: evaluating (record "arithmetic:test:[^"]+"|the batch of 2 records "arithmetic:test:[^"]+" … "arithmetic:test:[^"]+"): .*NaN`));
+    return true;
+  });
+  assert.ok(existsSync(join(dir, 'eval', 'before.jsonl')), "the student's evaluation before it ran");
 });

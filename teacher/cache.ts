@@ -8,7 +8,8 @@
 
 import { createHash } from 'node:crypto';
 import { type TeacherScoreRow, tableToTeacherScores, teacherScoreSchema, teacherScoresToTable } from '../data/schemas.ts';
-import { listShards, readShard, writeShard } from '../data/store/shards.ts';
+import { renameSync } from 'node:fs';
+import { CorruptArtifactError, type ShardEntry, listShards, readShard, writeShard } from '../data/store/shards.ts';
 import { type Teacher, type TeacherIdentity, type TeacherRequest, type TeacherScore, validateScore } from './types.ts';
 
 export function scoreKey(id: TeacherIdentity, topK: number, req: TeacherRequest): string {
@@ -24,12 +25,44 @@ export class ScoreCache {
 
   private constructor(readonly dir: string) {}
 
-  /** Open (or create) a cache directory, verifying every committed shard. */
-  static open(dir: string): ScoreCache {
+  /** Rows kept from a damaged cache, written with the next put (a rebuilt cache starts empty on disk). */
+  private unsaved: TeacherScoreRow[] = [];
+
+  /**
+   * Open (or create) a cache directory, verifying every committed shard. A damaged cache (a shard or
+   * the manifest cut or changed) is rebuilt rather than stopping the run: it only holds what the
+   * teacher can score again. The damaged directory is moved aside to `<dir>.damaged-<time>`, the rows
+   * of the shards that verify are kept, `warn` says so, and lost scores are asked again.
+   */
+  static open(dir: string, warn: (message: string) => void = () => {}): ScoreCache {
     const c = new ScoreCache(dir);
-    for (const s of listShards(dir)) {
-      for (const r of tableToTeacherScores(readShard(dir, s.file, teacherScoreSchema))) c.rows.set(r.key, r);
+    const damaged: string[] = [];
+    let shards: ShardEntry[] = [];
+    try {
+      shards = listShards(dir);
+    } catch (e) {
+      if (!(e instanceof CorruptArtifactError)) throw e;
+      damaged.push(`${e.file} (${e.reason})`);
+    }
+    for (const s of shards) {
+      let rows: TeacherScoreRow[];
+      try {
+        rows = tableToTeacherScores(readShard(dir, s.file, teacherScoreSchema));
+      } catch (e) {
+        if (!(e instanceof CorruptArtifactError)) throw e;
+        damaged.push(`${e.file} (${e.reason})`);
+        continue;
+      }
+      for (const r of rows) c.rows.set(r.key, r);
       c.seq++;
+    }
+    if (damaged.length) {
+      const aside = `${dir}.damaged-${new Date().toISOString().replace(/[-:.]/g, '')}-${process.pid}`;
+      renameSync(dir, aside);
+      c.unsaved = [...c.rows.values()];
+      c.seq = 0;
+      warn(`the score cache ${dir} is damaged: ${damaged.join('; ')}. Rebuilding it: ${c.unsaved.length} scores kept from the shards that verify, ` +
+        `the rest are asked from the teacher again; the damaged copy is in ${aside} (delete it once this run is fine)`);
     }
     return c;
   }
@@ -52,10 +85,11 @@ export class ScoreCache {
 
   /** Commit new rows as one shard. */
   async put(rows: readonly TeacherScoreRow[]): Promise<void> {
-    const fresh = rows.filter((r) => !this.rows.has(r.key));
+    const fresh = [...this.unsaved, ...rows.filter((r) => !this.rows.has(r.key))];
     if (!fresh.length) return;
     await writeShard(this.dir, `scores-${String(this.seq).padStart(6, '0')}-${process.pid}-${Date.now()}`, teacherScoresToTable(fresh));
     this.seq++;
+    this.unsaved = [];
     for (const r of fresh) this.rows.set(r.key, r);
   }
 }

@@ -139,12 +139,12 @@ export async function openTeacher(spec: TeacherSpec, rt: TeacherRuntime = {}): P
 }
 
 /** Every teacher of `specs`, behind the score cache in `cacheDir` when given; see the header. */
-export async function openTeachers(specs: readonly TeacherSpec[], o: TeacherRuntime & { routing?: TeacherRouting; cacheDir?: string } = {}): Promise<OpenTeachers> {
+export async function openTeachers(specs: readonly TeacherSpec[], o: TeacherRuntime & { routing?: TeacherRouting; cacheDir?: string; warn?: (message: string) => void } = {}): Promise<OpenTeachers> {
   const ids = specs.map((s) => s.id ?? 'teacher');
   const dup = ids.find((id, i) => ids.indexOf(id) !== i);
   if (dup !== undefined) throw new Error(`teacher id "${dup}" is used twice; every teacher needs its own id`);
   if (specs.length === 0) return { list: [], byId: new Map(), single: null, close: async () => {} };
-  const cache = o.cacheDir === undefined ? null : ScoreCache.open(o.cacheDir);
+  const cache = o.cacheDir === undefined ? null : ScoreCache.open(o.cacheDir, o.warn ?? ((m) => process.stderr.write(`warning: ${m}\n`))); // a damaged cache is rebuilt, with this warning
   const settled = await Promise.allSettled(specs.map((s) => openTeacher(s, o)));
   const opened = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');

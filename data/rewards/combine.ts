@@ -5,7 +5,8 @@
 //
 // reward = Σ_i weight_i · r_i(prompt, completion, record). `combine` is async because `module` terms
 // are imported up front: a missing export or a bad param fails at startup, not mid-run. Every term's
-// value is checked to be a finite number; anything else throws naming the term and the record id.
+// value is checked to be a finite number; anything else throws naming the term and the record id, and so
+// does an error a term throws.
 
 import { BUILTIN_REWARDS } from './builtin.ts';
 import { NonFiniteRewardError, type RewardContext, type RewardFactory, type RewardFn, type RewardTerm, type UserRewardFn } from './types.ts';
@@ -66,7 +67,14 @@ export async function combine(terms: readonly RewardTerm[], ctx: RewardContext =
   return async (prompt, completion, record) => {
     let total = 0;
     for (const t of built) {
-      const v: unknown = await t.fn(prompt, completion, record);
+      let v: unknown;
+      try {
+        v = await t.fn(prompt, completion, record);
+      } catch (e) {
+        // name the term (and the record) the error came from; the error keeps its class (a time limit, a skippable NaN)
+        if (e instanceof Error && !e.message.startsWith(t.label)) e.message = `${t.label} failed for record ${record.id}: ${e.message}`;
+        throw e;
+      }
       if (typeof v !== 'number' || !Number.isFinite(v)) {
         const msg = `${t.label} returned ${describeValue(v)} for record ${record.id}; a reward must be a finite number`;
         throw typeof v === 'number' ? new NonFiniteRewardError(msg) : new Error(msg);
