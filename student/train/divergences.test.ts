@@ -275,7 +275,7 @@ test('LoRA trainer with topk_fkl (frozen base in a file, chunked head sessions) 
       const feeds = packPolicyBatch(rollouts, { padId: 0, temperature: 0.7, topK: k, vocabRows: c.vocabSize });
       const a = await fused.step({ ...feeds, ...baseFeeds }, 0.01);
       const b = await lora.step(feeds, 0.01);
-      for (const name of ['loss', 'grad_norm', 'distill_topk_fkl', 'topk_teacher_mass'])
+      for (const name of ['loss', 'grad_norm', 'distill_topk_fkl', 'topk_teacher_mass', 'topk_overlap'])
         assert.ok(Math.abs(a.metrics[name]! - b.metrics[name]!) <= 1e-4 * Math.max(1, Math.abs(a.metrics[name]!)), `step ${step} ${name}: ${b.metrics[name]} vs ${a.metrics[name]}`);
     }
     const [pa, pb] = [fused.params(), lora.params()];
@@ -316,6 +316,8 @@ for (const family of ['qwen2', 'llama'] as const) {
       const b = await layered.step(step === 1 ? splitMicroBatches(feeds, 2) : feeds, 0.01);
       assert.equal(b.skipped, false);
       assert.ok(a.metrics.distill_topk_jsd! > 0);
+      if (step === 0) assert.ok(a.metrics.topk_overlap! > 0, `some teacher id is among the student's top-k, so the overlap is a real comparison (${a.metrics.topk_overlap})`);
+      assert.deepEqual(Object.keys(b.metrics).sort(), Object.keys(a.metrics).sort(), 'the layered step reports every metric the fused one does, topk_overlap included');
       for (const name of Object.keys(b.metrics)) assert.ok(maxRelDiff([b.metrics[name]!], [a.metrics[name]!]) < 1e-9, `step ${step} ${name}: ${b.metrics[name]} vs ${a.metrics[name]}`);
       assert.ok(maxRelDiff([b.loss], [a.loss]) < 1e-9, `step ${step} loss: ${b.loss} vs ${a.loss}`);
     }

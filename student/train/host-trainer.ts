@@ -132,6 +132,8 @@ export class LogsumexpFold {
  */
 export class TopkFold {
   private z: Float64Array | null = null;
+  /** The student's own best k per position so far: values and ids (merged over chunks). */
+  private own: { z: Float64Array; ids: Float64Array } | null = null;
 
   constructor(
     private readonly k: number,
@@ -144,6 +146,24 @@ export class TopkFold {
     const z = out.z_top!.data as FloatArray;
     if (!this.z) this.z = new Float64Array(z.length);
     for (let j = 0; j < z.length; j++) this.z[j]! += z[j]!;
+    const [vz, vi] = [out.own_top_z!.data as FloatArray, out.own_top_ids!.data as BigInt64Array];
+    if (!this.own) {
+      this.own = { z: Float64Array.from(vz), ids: Float64Array.from(vi, Number) };
+      return;
+    }
+    const k = this.k;
+    const cand: Array<[number, number]> = [];
+    for (let p = 0; p < vz.length / k; p++) {
+      cand.length = 0;
+      for (let q = 0; q < k; q++) cand.push([this.own.z[p * k + q]!, this.own.ids[p * k + q]!], [vz[p * k + q]!, Number(vi[p * k + q])]);
+      cand.sort((a, b) => b[0] - a[0]); // stable: on a tie the earlier chunk's id stays first
+      for (let q = 0; q < k; q++) [this.own.z[p * k + q], this.own.ids[p * k + q]] = cand[q]!;
+    }
+  }
+
+  /** The student's own top-k ids [B, T, k] over the whole vocabulary (for the overlap metric). */
+  ownIds(dims: readonly number[]): HostTensor {
+    return hostTensor('int64', [dims[0]!, dims[1]!, this.k], BigInt64Array.from(this.own!.ids, (x) => BigInt(x)));
   }
 
   finish(lse: HostTensor, dtype: 'float32' | 'float64'): HostTensor {

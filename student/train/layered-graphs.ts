@@ -29,7 +29,7 @@
 // 0 at t = 0). Every other backward comes from autodiff. One layer graph serves all layers: the
 // weights are inputs named `layer.<HF suffix>`.
 
-import { type DType, Graph, type Tensor, add, and, cast, cumsum, dimAdd, dimValue, equal, exp, expand, gatherElements, greaterOrEqual, less, linear, scalar, flattenRows, gather, grad, matmul, mul, pad, reduceMax, reduceSum, rmsNorm, scatterElements, slice, squeeze, sub, transpose, unsqueeze, where } from '../../engine/index.ts';
+import { type DType, Graph, type Tensor, add, and, cast, concat, cumsum, dimAdd, dimValue, equal, exp, expand, gatherElements, greaterOrEqual, less, linear, scalar, flattenRows, gather, grad, matmul, mul, pad, reduceMax, reduceSum, rmsNorm, scatterElements, slice, squeeze, sub, topK as topK_, transpose, unsqueeze, where } from '../../engine/index.ts';
 import type { StudentTopk } from './policy.ts';
 import type { MetricSpec } from '../../engine/train/graph.ts';
 import { type ModelConfig, tensorShapes } from '../model/config.ts';
@@ -102,6 +102,12 @@ export function headForwardChunkGraph(c: ModelConfig, dtype: DType, frozen?: Fro
   if (topK) {
     const t = topInChunk(g, w, start, topK);
     g.output('z_top', pad(where(t.inChunk, gatherElements(z, t.local, -1), 0), [0, 1, 0, 0, 0, 0])); // [B, T, k]
+    // the student's own top-k within the chunk (for the overlap metric; the host merges chunks): k columns of
+    // −1e30 appended so a chunk with fewer than k rows still has k candidates, none of which can win
+    const filler = expand(scalar(g, -1e30, dtype), [z.shape[0]!, z.shape[1]!, topK]);
+    const [vals, idx] = topK_(concat([z, filler], -1), topK, -1);
+    g.output('own_top_z', pad(vals, [0, 1, 0, 0, 0, 0]));
+    g.output('own_top_ids', pad(add(idx, start), [0, 1, 0, 0, 0, 0]));
   }
   const m = reduceMax(z, -1, true); // [B, T−1, 1]
   const front = (y: Tensor) => pad(y, [0, 1, 0, 0]); // [B, T]
@@ -186,7 +192,8 @@ export function lossGraph(objective: LogprobObjective, dtype: DType, topK?: numb
   const g = new Graph('layered.loss');
   const logp = g.input('logprobs', ['B', 'T'], dtype);
   const topAt = topK ? g.input('top_at', ['B', 'T', topK], dtype) : undefined;
-  const o = objective(g, logp, topAt && { logprobs: topAt });
+  const ownTop = topK ? g.input('student_top_ids', ['B', 'T', topK], 'int64') : undefined;
+  const o = objective(g, logp, topAt && { logprobs: topAt, topIds: ownTop });
   const metrics: string[] = [];
   const combine: Record<string, 'sum' | 'mean' | 'max' | 'min'> = {};
   for (const [name, m] of Object.entries(o.metrics ?? {})) {

@@ -153,7 +153,7 @@ export class LayeredTrainer extends HostTrainer {
       top?.add(r);
     }
     const head = fold.finish(this.dtype);
-    const topAt: Batch = top ? { top_at: top.finish(head.lse, this.dtype) } : {};
+    const topAt: Batch = top ? { student_top_ids: top.ownIds(ids.dims), top_at: top.finish(head.lse, this.dtype) } : {};
     const out = await this.s.loss.run({ logprobs: head.logprobs, ...topAt, ...lossFeeds });
 
     this.lap('forward_s');

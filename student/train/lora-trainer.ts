@@ -145,7 +145,7 @@ export class LoraTrainer extends HostTrainer {
       top?.add(r);
     }
     const head = fold.finish('float32');
-    const topAt: Batch = top ? { top_at: top.finish(head.lse, 'float32') } : {};
+    const topAt: Batch = top ? { student_top_ids: top.ownIds(ids.dims), top_at: top.finish(head.lse, 'float32') } : {};
     const out = await this.s.loss.run({ logprobs: head.logprobs, ...topAt, ...lossFeeds });
     const dtop: Batch = top ? { 'd.top_at': out['d.top_at']!, ...topFeed } : {};
     const dhn = this.zeros(hn.data.length);
