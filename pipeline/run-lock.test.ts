@@ -71,6 +71,19 @@ test('a held lock refuses a second taker naming pid, host and since; once its ho
   assert.ok(existsSync(join(dir, LOCK_FILE)), 'held until the last release');
   again.release();
   assert.ok(!existsSync(join(dir, LOCK_FILE)), 'released');
+
+  // a holder that exits from a signal handler (what opd does during start-up) removes its lock on the way out
+  const quitter = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e',
+    `import { lockRunDir } from ${JSON.stringify(new URL('./run-lock.ts', import.meta.url).href)}; lockRunDir(process.argv[1]); process.on('SIGTERM', () => process.exit(143)); console.log('locked'); setInterval(() => {}, 1000);`, dir],
+  { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => void (quitter.exitCode === null && quitter.kill('SIGKILL')));
+  let qout = '';
+  quitter.stdout!.on('data', (d) => (qout += d));
+  await until('the second holder to take the lock', () => qout.includes('locked'));
+  assert.equal(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid, quitter.pid);
+  quitter.kill('SIGTERM');
+  assert.equal(await exited(quitter), 143);
+  assert.ok(!existsSync(join(dir, LOCK_FILE)), 'removed on process exit');
 });
 
 test('two opd run of one config at once: the second is refused naming the first; metrics stay in order; a stale lock is taken over', { timeout: 600_000 }, async (t) => {
