@@ -16,13 +16,16 @@
 //     elapsed.json    wall-clock seconds of each segment of the run (each `opd run` / `opd resume` of
 //                     the directory); summary.json's wall_s is their sum. Kept outside the
 //                     checkpoints so that the same state saved twice gives the same bytes (R1)
+//     student-init/   the {builtin} student, created whole or not at all (pipeline/startup.ts)
+//     student.sha256.json the student's model files as the run first used them, verified at every start
+//     run.lock        {pid, host, since, command} of the process running the directory (pipeline/run-lock.ts)
 //
 // Every whole-file write goes through atomicWriteFile (temp name, fsync, rename, fsync dir). Metrics are
 // appended, so a kill -9 can leave a torn last line; readers drop that one line (it has no trailing
 // newline, so it can only be the last write) and truncateMetricsAfter rewrites the file without it.
 // Non-finite metric values are written as the strings "NaN", "Infinity", "-Infinity": JSON has no
-// such numbers and null would hide them. Leaves out: a lock against two jobs sharing one run
-// directory (one writer per run directory is assumed).
+// such numbers and null would hide them. One process writes a run directory at a time: runJob
+// holds run.lock (pipeline/run-lock.ts).
 
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
