@@ -151,7 +151,7 @@ export async function buildJob(c: RunConfig, runDir: string | RunDir, o: { log?:
       const studentStopIds = chatStopIds(tokenizer, stopTokenIds(tokenizer, student.config), conversational, chat.chatTemplateKwargs);
       return new AlignedTeacher(t.teacher, { student: tokenizer, teacher: t.tokenizer, studentStopIds, chat });
     });
-    const reward = await combine(c.rewards, { timeoutMs: c.rollout.rewardTimeoutS * 1000 });
+    const reward = await combine(c.rewards, { timeoutMs: c.rollout.rewardTimeoutMs });
     const score = data.test.length ? heldOutScorer(c, run, { reward, correct: data.correct }, data.test) : null;
     if (!score) log.warn(`data.path ${'path' in c.data ? c.data.path : ''} has no held-out split: no held-out evaluation (run.evalEvery is unused); set data.test to a file or a fraction, e.g. 0.1`);
     const opd: OpdJob = {

@@ -126,7 +126,7 @@ test('reward time limit: a module that never settles, or busy-loops, fails namin
     export const busy = (_p, completion) => { if (completion === 'loop') for (;;) {} return 1; };
   `);
   const never = await loadUserReward(slow, { exportName: 'never', timeoutMs: 300 });
-  await assert.rejects(never('p', 'c', rec), (e: Error) => e.message.includes(`reward module ${slow} (export "never") did not return within 0.3 s for record r1`) && /rewardTimeoutS = 0\.3/.test(e.message));
+  await assert.rejects(never('p', 'c', rec), (e: Error) => e.message.includes(`reward module ${slow} (export "never") did not return within 300 ms for record r1`) && /rewardTimeoutMs = 300\)/.test(e.message));
   const busy = await loadUserReward(slow, { exportName: 'busy', timeoutMs: 300 });
   const call = busy('p', 'loop', rec);
   let settled = false;
@@ -134,11 +134,11 @@ test('reward time limit: a module that never settles, or busy-loops, fails namin
   // the busy loop runs in the worker: this thread still runs its timers while the call is pending
   await new Promise((r) => setTimeout(r, 20));
   assert.equal(settled, false, 'the busy call cannot have returned');
-  await assert.rejects(call, /\(export "busy"\) did not return within 0\.3 s for record r1/);
+  await assert.rejects(call, /\(export "busy"\) did not return within 300 ms for record r1/);
   assert.equal(await busy('p', 'fine', rec), 1, 'the worker was replaced after the time-out');
   // through combine, with the limit from the context; the error names the module and the record
   const viaCombine = await combine([{ type: 'module', path: 'slow.mjs', export: 'never' }], { baseDir: dir, timeoutMs: 200 });
-  await assert.rejects(viaCombine('p', 'c', { ...rec, id: 'q7' }), /reward module slow\.mjs \(export "never"\) did not return within 0\.2 s for record q7/);
+  await assert.rejects(viaCombine('p', 'c', { ...rec, id: 'q7' }), /reward module slow\.mjs \(export "never"\) did not return within 200 ms for record q7/);
   await assert.rejects(loadUserReward(slow, { timeoutMs: 0 }), /time limit must be a finite number of ms > 0, got 0/);
 });
 
@@ -146,4 +146,15 @@ test('a NaN or Infinity reward is a NonFiniteRewardError (the loop skips the ste
   const bad = mod('nf.mjs', 'export const nan = () => NaN; export const str = () => "x";');
   await assert.rejects((await loadUserReward(bad, { exportName: 'nan' }))('p', 'c', rec), NonFiniteRewardError);
   await assert.rejects((await loadUserReward(bad, { exportName: 'str' }))('p', 'c', rec), (e: Error) => !(e instanceof NonFiniteRewardError) && /returned a string "x"/.test(e.message));
+});
+
+test('a .ts reward module loads in its worker, in a CommonJS package and in an ES module package, default and named exports', async () => {
+  for (const type of ['commonjs', 'module']) {
+    const d = mkdtempSync(join(tmpdir(), `opd-reward-ts-${type}-`));
+    writeFileSync(join(d, 'package.json'), JSON.stringify({ type }));
+    writeFileSync(join(d, 'r.ts'), 'export default (_p: string, c: string, r: { answer: string }): number => (c.trim() === r.answer ? 1 : 0);\nexport const half = (): number => 0.5;\n');
+    assert.equal(await (await loadUserReward(join(d, 'r.ts')))('p', ' 357', rec), 1, type);
+    assert.equal(await (await loadUserReward(join(d, 'r.ts'), { exportName: 'half' }))('p', 'x', rec), 0.5, type);
+    await assert.rejects(loadUserReward(join(d, 'r.ts'), { exportName: 'nope' }), /no export named "nope" \(it exports: (default, half|half, default)\)/);
+  }
 });

@@ -23,7 +23,7 @@ import { Worker } from 'node:worker_threads';
 import type { TaskRecord } from '../tasks/types.ts';
 import { NonFiniteRewardError, type RewardFn } from './types.ts';
 
-/** Default per-call time limit of a reward module (ms); the run config's rollout.rewardTimeoutS sets it. */
+/** Default per-call time limit of a reward module (ms); the run config's rollout.rewardTimeoutMs sets it. */
 export const DEFAULT_REWARD_TIMEOUT_MS = 30_000;
 
 /** A short human description of any value, for error messages. */
@@ -62,12 +62,19 @@ const describeValue = ${describeValue.toString()};
   const { href, exportName, tsx } = workerData;
   let mod;
   try {
-    if (tsx) (await import(tsx)).register();
+    if (tsx) {
+      // tsx's ESM and CommonJS hooks in this thread (a .ts file in a CommonJS package needs the latter)
+      (await import(tsx.esm)).register();
+      (await import(tsx.cjs)).register();
+    }
     mod = await import(href);
   } catch (e) {
     parentPort.postMessage({ type: 'init-error', message: 'failed to import: ' + (e && e.message !== undefined ? e.message : String(e)) });
     return;
   }
+  // a .ts file in a CommonJS package arrives compiled to CommonJS: its exports sit under "default"
+  const inner = mod.default;
+  if (inner && typeof inner === 'object' && inner.__esModule && typeof mod[exportName] !== 'function') mod = inner;
   if (!(exportName in mod)) {
     const names = Object.keys(mod).join(', ') || 'nothing';
     parentPort.postMessage({ type: 'init-error', message: 'no export named "' + exportName + '" (it exports: ' + names + ')' });
@@ -113,7 +120,7 @@ class RewardWorker {
     private readonly href: string,
     private readonly exportName: string,
     private readonly timeoutMs: number,
-    private readonly tsx: string | null,
+    private readonly tsx: { esm: string; cjs: string } | null,
   ) {}
 
   private get where(): string {
@@ -123,7 +130,7 @@ class RewardWorker {
   /** The running worker, started (and its module imported and checked) on first use. */
   start(): Promise<void> {
     if (this.ready) return this.ready;
-    const w = new Worker(WORKER_CODE, { eval: true, workerData: { href: this.href, exportName: this.exportName, tsx: this.tsx }, name: `opd reward ${this.path}` });
+    const w = new Worker(WORKER_CODE, { eval: true, execArgv: [], workerData: { href: this.href, exportName: this.exportName, tsx: this.tsx }, name: `opd reward ${this.path}` });
     this.worker = w;
     this.ready = new Promise<void>((resolveReady, rejectReady) => {
       let isReady = false;
@@ -202,9 +209,9 @@ class RewardWorker {
     this.worker = null;
     this.ready = null;
     this.settle(id);
-    const s = this.timeoutMs / 1000;
-    p.reject(new Error(`${this.where} did not return within ${s} s for record ${p.record} (the reward time limit, rollout.rewardTimeoutS = ${s}); it was stopped. Make the reward faster or raise the limit`));
-    this.failAll(new Error(`${this.where}: stopped after another call exceeded the ${s} s time limit`));
+    const ms = this.timeoutMs;
+    p.reject(new Error(`${this.where} did not return within ${ms} ms for record ${p.record} (the reward time limit, rollout.rewardTimeoutMs = ${ms}); it was stopped. Make the reward faster or raise the limit`));
+    this.failAll(new Error(`${this.where}: stopped after another call exceeded the ${ms} ms time limit`));
     void w?.terminate();
   }
 
@@ -223,7 +230,7 @@ export async function loadUserReward(path: string, opts: LoadUserRewardOptions =
   if (!(timeoutMs > 0 && Number.isFinite(timeoutMs))) throw new Error(`reward module ${path}: the time limit must be a finite number of ms > 0, got ${timeoutMs}`);
   const abs = resolve(opts.baseDir ?? process.cwd(), path);
   if (!existsSync(abs)) throw new Error(`reward module ${path}: file not found (resolved to ${abs})`);
-  const tsx = /\.[cm]?ts$/.test(abs) ? import.meta.resolve('tsx/esm/api') : null;
+  const tsx = /\.[cm]?ts$/.test(abs) ? { esm: import.meta.resolve('tsx/esm/api'), cjs: import.meta.resolve('tsx/cjs/api') } : null;
   const w = new RewardWorker(path, pathToFileURL(abs).href, name, timeoutMs, tsx);
   await w.start(); // import and export checks now: a bad module fails at start-up, not mid-run
   return (prompt, completion, record) => w.call(prompt, completion, record);

@@ -25,27 +25,27 @@ function opd(args: string[], onRunning?: (p: ReturnType<typeof spawn>, stderr: (
 }
 
 /** A config whose reward is the module `body` (it gets METRICS: the run's metrics file, MARK: a marker path). */
-async function setup(name: string, body: string, rewardTimeoutS: number) {
+async function setup(name: string, body: string, rewardTimeoutMs: number) {
   const root = mkdtempSync(join(tmpdir(), `opd-reward-limit-${name}-`));
   const m = await tinyModels(join(root, 'models'));
   const metrics = join(root, 'runs', name, 'metrics.jsonl');
   const mark = join(root, 'in-reward');
   writeFileSync(join(root, 'r.mjs'), `import { existsSync, writeFileSync } from 'node:fs';\nconst METRICS = ${JSON.stringify(metrics)}, MARK = ${JSON.stringify(mark)};\n${body}\n`);
-  const c = tinyRunConfig(root, m, { run: { name, steps: 20, checkpointEvery: 100, evalEvery: 0, evalPrompts: 4 }, rollout: { rewardTimeoutS } });
+  const c = tinyRunConfig(root, m, { run: { name, steps: 20, checkpointEvery: 100, evalEvery: 0, evalPrompts: 4 }, rollout: { rewardTimeoutMs } });
   writeFileSync(join(root, 'c.json'), JSON.stringify({ ...c, rewards: [{ type: 'module', path: join(root, 'r.mjs') }] }));
   return { config: join(root, 'c.json'), mark, module: join(root, 'r.mjs') };
 }
 
 test('a reward module that never settles ends the run with exit 1 naming the module, the record and the limit', { timeout: 180_000 }, async () => {
   // settles during start-up (held-out evaluation), never once training has begun
-  const s = await setup('never', `export default (_p, c, r) => existsSync(METRICS) ? new Promise(() => {}) : (c.trim() === r.answer ? 1 : 0);`, 1);
+  const s = await setup('never', `export default (_p, c, r) => existsSync(METRICS) ? new Promise(() => {}) : (c.trim() === r.answer ? 1 : 0);`, 1000);
   const r = await opd(['run', s.config]);
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, new RegExp(`reward module ${s.module.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(export "default"\\) did not return within 1 s for record \\S+ \\(the reward time limit, rollout\\.rewardTimeoutS = 1\\)`));
+  assert.match(r.stderr, new RegExp(`reward module ${s.module.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(export "default"\\) did not return within 1000 ms for record \\S+ \\(the reward time limit, rollout\\.rewardTimeoutMs = 1000\\)`));
 });
 
 test('SIGTERM while a reward module busy-loops: the run still answers, and a second SIGTERM exits 143 at once', { timeout: 180_000 }, async () => {
-  const s = await setup('busy', `export default (_p, c, r) => { if (existsSync(METRICS)) { writeFileSync(MARK, 'x'); for (;;) {} } return c.trim() === r.answer ? 1 : 0; };`, 600);
+  const s = await setup('busy', `export default (_p, c, r) => { if (existsSync(METRICS)) { writeFileSync(MARK, 'x'); for (;;) {} } return c.trim() === r.answer ? 1 : 0; };`, 600_000);
   const r = await opd(['run', s.config], (p, stderr) => {
     let sent = 0;
     const poll = setInterval(() => {

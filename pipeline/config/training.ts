@@ -19,7 +19,7 @@ export const RolloutSection = z
     topK: count(0).default(0).describe('Sample only from the k most likely tokens (count; 0 = off)'),
     topP: z.number().gt(0).max(1).default(1).describe('Nucleus sampling mass (fraction; 1 = off)'),
     maskTruncated: z.boolean().default(false).describe('Leave truncated rollouts out of the loss (they are still logged)'),
-    rewardTimeoutS: z.number().gt(0).default(30).describe('Time limit of one reward-module call (seconds); a call that takes longer is stopped and the job fails naming the reward and the record'),
+    rewardTimeoutMs: z.number().gt(0).default(30000).describe('Time limit of one reward-module call (ms); a call that takes longer is stopped and the job fails naming the reward and the record'),
     slicePrompts: count(1).default(8).describe('Prompts per sampling slice (count): a step samples its prompts in slices of this many, each with its own seed, in-process or as one queue job each (docs/deploy.md)'),
   })
   .describe('Sampling the student: G rollouts per prompt');
