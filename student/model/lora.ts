@@ -157,17 +157,33 @@ export async function savePeftAdapter(dir: string, c: ModelConfig, spec: LoraSpe
   if (o.withBaseConfig) await atomicWriteFile(path.join(dir, 'config.json'), Buffer.from(JSON.stringify(c.raw, null, 1) + '\n'));
 }
 
+/** A JSON file of an adapter directory; missing or not JSON is an error naming the file, never a bare ENOENT. */
+function readJsonFile(file: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new Error(`${file}: ${missing ? `missing (${what}); the adapter directory is incomplete: write it again, or point to a complete one` : `cannot read ${what} (${(e as Error).message})`}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: ${what} is not valid JSON (${(e as Error).message}); write the adapter again`);
+  }
+}
+
 /** An adapter directory written with `withBaseConfig`: the base's config and the adapters. */
 export function loadAdapterDir(dir: string): { config: ModelConfig; weights: Weights } {
   const file = path.join(dir, 'config.json');
-  const config = parseConfig(JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>, file);
+  const config = parseConfig(readJsonFile(file, 'the base model config opd writes beside an adapter') as Record<string, unknown>, file);
   return { config, weights: loadPeftAdapter(dir, config).adapters };
 }
 
 /** Read a PEFT adapter directory back: the spec and the adapters under opd's (unprefixed) names. */
 export function loadPeftAdapter(dir: string, c: ModelConfig): { spec: LoraSpec; adapters: Weights } {
   const cfgFile = path.join(dir, 'adapter_config.json');
-  const raw = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+  const raw = readJsonFile(cfgFile, 'the PEFT adapter config') as Record<string, unknown>;
   if (raw.peft_type !== 'LORA') throw new Error(`${cfgFile}: peft_type is ${JSON.stringify(raw.peft_type)}, opd reads LORA adapters only`);
   const spec: LoraSpec = { rank: Number(raw.r), alpha: Number(raw.lora_alpha), targets: raw.target_modules as LoraTarget[] };
   checkLoraSpec(spec, cfgFile);
