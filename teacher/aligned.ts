@@ -1,5 +1,5 @@
 // A teacher with its own tokenizer and chat template, behind the student's Teacher interface
-// (docs/algorithms.md §10, issue 12 item 3).
+// (docs/algorithms.md §2, "A teacher with another tokenizer or template"; issue 12 item 3).
 //
 // For each request (the student's prompt + completion ids, with `context`: the prompt text or
 // conversation and the sampler's log-probs) the AlignedTeacher
@@ -24,9 +24,9 @@
 //   5. maps the scores back: for each span, g = Σ teacher log-probs − Σ sampler log-probs over the span
 //      (so the span's d of §2 is −g), spread evenly over the span's n student tokens; each student token
 //      gets the value  sampler_lp + g/n. Downstream (pipeline/algo/teacher.ts) d_t = sampler_lp − value
-//      = −g/n, so the span's tokens together carry exactly the span's log-ratio. Unpaired specials, tail tokens (a
-//      cut-off last character, fallback path only) and spans the teacher spells with no token get
-//      g = 0: no signal.
+//      = −g/n, so the span's tokens together carry exactly the span's log-ratio. Unpaired specials,
+//      tail tokens (a cut-off last character, fallback path only) and spans the teacher spells with no
+//      token get g = 0: no signal.
 // Same tokenizer and an identical prompt rendering: the request goes to the inner teacher unchanged and
 // its log-probs come back unchanged (today's exact path, bit for bit).
 //
@@ -44,8 +44,6 @@
 import { encodePrompt, endOfTurn, type PromptRenderOptions, usesTemplate } from '../data/chat.ts';
 import type { Tokenizer } from '../data/tokenizer/types.ts';
 import { AlignError, alignTokens, byteTokensOf, concatBytes, type Span, studentTextBytes, teacherTokens, teacherTokensOfBytes, tokenBytesOf, type TokenBytes } from './align.ts';
-
-const EMPTY = new Uint8Array(0);
 import type { OpenedTeacher, OpenTeachers } from './open.ts';
 import { type Teacher, type TeacherRequest, type TeacherScore, TeacherScoreError } from './types.ts';
 
