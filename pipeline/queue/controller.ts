@@ -142,10 +142,15 @@ export class QueueController {
     const attempts = this.o.attempts ?? 3;
     const add = () => queue.add(data.kind, data, { jobId: id, attempts, backoff: { type: 'fixed', delay: 200 }, removeOnComplete: { count: 5000 }, removeOnFail: { count: 5000 } });
     const t0 = performance.now();
-    let job: BullJob | undefined = await queue.getJob(id);
-    // a job that failed in an earlier controller's life is tried again, not reported again
-    if (job && (await job.getState()) === 'failed') await job.retry('failed');
-    if (!job) job = await add();
+    const job: BullJob | undefined = await queue.getJob(id);
+    if (!job) await add();
+    else {
+      // added by an earlier controller's life: done is read as it is; otherwise it gets this
+      // controller's weights URL and token, and one that failed is tried again, not reported again
+      const state = await job.getState();
+      if (state !== 'completed') await job.updateData(data);
+      if (state === 'failed') await job.retry('failed');
+    }
     try {
       for (;;) {
         const woken = new Promise<void>((ok) => {
@@ -158,7 +163,7 @@ export class QueueController {
           this.o.log?.(`queue job ${id} is gone from Redis (restarted?): adding it again`);
           await add();
         } else if (state === 'completed' || state === 'failed') {
-          job = await queue.getJob(id);
+          const job = await queue.getJob(id);
           if (state === 'completed' && job) {
             const result = job.returnvalue as JobResult;
             this.timings.push({ id, roundTrip_s: (performance.now() - t0) / 1e3, work_s: result?.seconds ?? 0 });

@@ -113,16 +113,19 @@ test('a worker kill -9\'d mid-job: its job runs again elsewhere and the run ends
 test('Redis killed and restarted empty mid-run: the controller adds the lost jobs again, same bytes', { skip, timeout: 300_000 }, async () => {
   const ref = await referenceBytes();
   await redis.restart();
-  const workers = await Promise.all([worker(redis.url), worker(redis.url)]);
+  // every job is held 2 s, so step 2's jobs are queued or running when Redis goes
+  const workers = await Promise.all([0, 1].map(() => spawnWorker(redis.url, { OPD_QUEUE_LOCK_MS: String(LOCK_MS), OPD_WORKER_TEST_STALL_MS: '2000' })));
   let restarted = 0;
+  const midStep2 = Promise.race(workers.map((w) => w.when(/^job rollout-2-\S+ active$/))).then(async () => {
+    await redis.restart();
+    restarted++;
+  });
+  midStep2.catch(() => {});
   try {
     const dir = newRun();
-    await run(dir, redis.url, async (rec) => {
-      if (rec.step !== 1) return;
-      await redis.restart();
-      restarted++;
-    });
-    assert.equal(restarted, 1);
+    await run(dir, redis.url);
+    await midStep2;
+    assert.equal(restarted, 1, 'Redis was restarted while step 2 ran');
     assert.deepEqual(runBytes(dir, SETTINGS.steps), ref);
   } finally {
     await Promise.all(workers.map((w) => w.stop()));

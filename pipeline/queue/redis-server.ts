@@ -69,6 +69,8 @@ export interface WorkerProc {
   proc: ChildProcess;
   log: string[];
   active(): Promise<void>;
+  /** Resolves when a log line matches `re`. */
+  when(re: RegExp): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -94,6 +96,7 @@ export async function spawnWorker(url: string, env: Record<string, string> = {})
     proc,
     log,
     active: () => when(/^job \S+ active$/),
+    when,
     stop: async () => {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       await new Promise<void>((ok) => {

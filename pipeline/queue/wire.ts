@@ -62,9 +62,11 @@ export interface JobResult {
   seconds: number;
 }
 
-/** The job's id: its kind, step and the hash of its data (see the header). */
+/** The job's id: its kind, step and the hash of its data (see the header), the weights by their hash alone. */
 export function jobId(d: JobData): string {
-  const h = createHash('sha256').update(JSON.stringify(d)).digest('hex').slice(0, 32);
+  // where the weights are fetched from (URL, token) changes with a controller restart; what they are does not
+  const what = d.kind === 'rollout' ? { ...d, weights: { hash: d.weights.hash } } : d;
+  const h = createHash('sha256').update(JSON.stringify(what)).digest('hex').slice(0, 32);
   return `${d.kind}-${d.step}-${h}`;
 }
 
