@@ -50,7 +50,7 @@ import { type PersistOptions, runPersisted } from './recipes/persisted.ts';
 import { type RunData, contextLimitOf, loadRunData } from './run-data.ts';
 import { lockRunDir } from './run-lock.ts';
 import { writeReport } from './report.ts';
-import { builtinStudentDir, checkStudentFiles, readEvalBefore, writeEvalBefore } from './startup.ts';
+import { builtinStudentDir, checkStudentFiles, readEvalBefore, sweepDeadTemps, writeEvalBefore } from './startup.ts';
 import { type RunDir, checkResumeConfig, openRunDir, readMetrics, readSegments, writeFrozenConfig, writeSegments } from './rundir.ts';
 
 /** Where a job's messages go (a winston Logger fits). */
@@ -126,6 +126,7 @@ export interface Job {
 export async function buildJob(c: RunConfig, runDir: string | RunDir, o: { log?: JobLog } = {}): Promise<Job> {
   const log = o.log ?? silent;
   const run = typeof runDir === 'string' ? await openRunDir(runDir) : runDir;
+  for (const d of [run.dir, run.eval, join(run.dir, 'lora-base')]) await sweepDeadTemps(d); // what a killed start left half-written
   const sdir = await studentDir(c, run.dir, (m) => log.warn(m));
   await checkStudentFiles(run.dir, sdir, log); // item 9: the student this run started from, recorded once and verified at every start
   const [student, tokenizer] = await Promise.all([loadModelDir(sdir), loadTokenizer(sdir)]);

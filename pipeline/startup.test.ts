@@ -49,12 +49,19 @@ test('a start killed while creating student-init/ and writing eval-before.json: 
   mkdirSync(tmp);
   copyFileSync(join(whole, 'config.json'), join(tmp, 'config.json'));
   writeFileSync(join(dir, 'eval-before.json'), '');
+  mkdirSync(join(dir, 'lora-base'));
+  const deadTemps = [join(dir, '.eval-before.json.tmp-999999-0123456789ab'), join(dir, 'lora-base', '.base.bin.tmp-999998-0123456789ab')];
+  for (const f of deadTemps) writeFileSync(f, 'half');
+  const liveTemp = join(dir, `.elapsed.json.tmp-${process.pid}-0123456789ab`); // a live writer's: kept
+  writeFileSync(liveTemp, 'in progress');
 
   const { warnings, log } = collect();
   const { summary, stopped } = await runJob(c, await openRunDir(dir), { log });
   assert.equal(stopped, false);
   assert.equal(summary.steps, 1);
   assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('.student-init.tmp-')), [], 'the leftover temp directory is removed');
+  for (const f of deadTemps) assert.ok(!existsSync(f), `${f} (its pid is gone) is removed`);
+  assert.ok(existsSync(liveTemp), "a running process's temp file is kept");
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'generation_config.json']) {
     assert.deepEqual(readFileSync(join(dir, 'student-init', f)), readFileSync(join(whole, f)), `student-init/${f} is the seed's file`);
   }

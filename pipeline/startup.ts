@@ -4,9 +4,11 @@
 //
 // - student-init/ (a {builtin} student) is built in a temp directory `.student-init.tmp-<pid>-<hex>`
 //   beside it and renamed into place, so it exists complete or not at all. Temp directories a kill
-//   left behind are removed at the next start. A student-init/ left incomplete by an opd from before
+//   left behind are removed at the next start (sweepDeadTemps). A student-init/ left incomplete by an opd from before
 //   this change (no student.sha256.json yet, files missing) is rebuilt, with a warning: it is a pure
 //   function of run.seed.
+// - temp files a killed start left (`.<name>.tmp-<pid>-<hex>` in the run directory, eval/ and
+//   lora-base/) are removed when their pid no longer runs (sweepDeadTemps).
 // - eval-before.json is derived data: one that is not a JSON object of finite numbers (empty after a
 //   kill, damaged) is evaluated again, with a warning naming the file.
 // - student.sha256.json records the sha256 of the student's model files (config, weights, tokenizer)
@@ -28,9 +30,12 @@ type Warn = (message: string) => void;
 /** The files a built-in student directory holds once complete. */
 const BUILTIN_FILES = ['config.json', 'model.safetensors', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json'];
 
-/** Remove `.<name>.tmp-*` entries (files or directories) a killed start left in `dir`. */
-export async function sweepTemps(dir: string, name: string): Promise<string[]> {
-  const prefix = `.${name}.tmp-`;
+/**
+ * Remove the temp files and directories (`.<name>.tmp-<pid>-<12 hex>`, engine/io/atomic.ts) that a
+ * killed process left in `dir`: only those whose pid no longer runs, so a live writer's are kept.
+ * A killed LoRA start can leave a multi-GB `.base.bin.tmp-*` in lora-base/. Returns the names removed.
+ */
+export async function sweepDeadTemps(dir: string): Promise<string[]> {
   let entries: string[];
   try {
     entries = await fsp.readdir(dir);
@@ -38,15 +43,29 @@ export async function sweepTemps(dir: string, name: string): Promise<string[]> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw e;
   }
-  const gone = entries.filter((e) => e.startsWith(prefix));
-  for (const e of gone) await fsp.rm(path.join(dir, e), { recursive: true, force: true });
+  const gone: string[] = [];
+  for (const e of entries) {
+    const m = /^\..+\.tmp-(\d+)-[0-9a-f]{12}$/.exec(e);
+    if (!m || pidAlive(Number(m[1]))) continue;
+    await fsp.rm(path.join(dir, e), { recursive: true, force: true });
+    gone.push(e);
+  }
   return gone;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** `<runDir>/student-init`, the tiny built-in student of `seed`: created once, whole or not at all. */
 export async function builtinStudentDir(runDir: string, seed: number, warn: Warn = () => {}): Promise<string> {
   const dir = path.join(runDir, 'student-init');
-  await sweepTemps(runDir, 'student-init');
+  await sweepDeadTemps(runDir); // a half-built .student-init.tmp-* of a killed start among them
   if (fs.existsSync(dir)) {
     const missing = BUILTIN_FILES.filter((f) => !fs.existsSync(path.join(dir, f)));
     if (missing.length === 0 || fs.existsSync(path.join(runDir, STUDENT_RECORD))) return dir; // a recorded one is verified by the caller

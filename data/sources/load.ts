@@ -7,7 +7,7 @@
 // rejects / rows read > maxRejectFraction, and when no record is left at all.
 
 import { existsSync, statSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { atomicWriteFile } from '../../engine/io/atomic.ts';
 import { basename, resolve } from 'node:path';
 import type { TaskRecord } from '../tasks/types.ts';
 import { encodePrompt } from '../chat.ts';
@@ -109,7 +109,7 @@ function routeRow(row: SourceRow, file: string, unit: 'line' | 'row', r: Resolve
 }
 
 async function writeRejects(path: string, rejects: readonly Reject[]): Promise<void> {
-  await writeFile(path, rejects.map((r) => JSON.stringify(r) + '\n').join(''), 'utf8');
+  await atomicWriteFile(path, Buffer.from(rejects.map((r) => JSON.stringify(r) + '\n').join(''))); // whole or absent after a kill
 }
 
 function summarize(file: string, t: Tally, r: Resolved, rejectsFile?: string): string {
