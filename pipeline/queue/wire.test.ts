@@ -94,3 +94,14 @@ test('a job id is the hash of its data: the same data is one job, any change ano
   assert.notEqual(jobId(d), jobId({ ...d, weights: { ...d.weights, hash: 'ac' } }));
   assert.equal(jobId(d), jobId({ ...d, weights: { hash: 'ab', url: 'http://y:2', token: 'u' } }), 'a restarted controller (new URL and token) finds the jobs already done');
 });
+
+test('opd run queue flags: none is in-process; --weights-* need --queue; a shared dir or an endpoint, not both', async () => {
+  const { queueOptions } = await import('../cli/commands/worker.ts');
+  assert.equal(queueOptions({}), undefined);
+  assert.deepEqual(queueOptions({ queue: 'redis://h:1' }), { url: 'redis://h:1', publish: {} });
+  assert.deepEqual(queueOptions({ queue: 'redis://h:1', 'weights-listen': '0.0.0.0:8910', 'weights-url': 'http://c:8910' }), { url: 'redis://h:1', publish: { host: '0.0.0.0', port: 8910, advertise: 'http://c:8910' } });
+  assert.deepEqual(queueOptions({ queue: 'redis://h:1', 'weights-dir': '/shared/w' }), { url: 'redis://h:1', publish: { dir: '/shared/w' } });
+  assert.throws(() => queueOptions({ 'weights-dir': '/x' }), /need --queue/);
+  assert.throws(() => queueOptions({ queue: 'redis://h:1', 'weights-dir': '/x', 'weights-listen': 'h:1' }), /not both/);
+  assert.throws(() => queueOptions({ queue: 'redis://h:1', 'weights-listen': '8910' }), /--weights-listen 8910: give HOST:PORT/);
+});
