@@ -14,12 +14,16 @@
 // - a controller restart resumes from the checkpoint (persisted.ts) and adds the missing step's
 //   jobs again; those already done are read, not rerun;
 // - a job failing `attempts` times fails the step: the error names the job, the worker, the error.
-// Leaves out: LoRA students on workers (the frozen base would have to be shared too); top-k
-// teacher scores (top-k divergences); the score cache (teacher/cache.ts) for queued teacher jobs.
+// A LoRA run publishes only its adapters each step; rollout workers read the frozen base from the
+// run directory's lora-base/ at the same path (a shared directory).
+// Leaves out: top-k teacher scores (top-k divergences); the score cache (teacher/cache.ts) for
+// queued teacher jobs; shipping the frozen base itself to workers without a shared directory.
 
 import { type Job as BullJob, Queue, QueueEvents } from 'bullmq';
 import type { RuntimeOptions } from '../../engine/runtime/session.ts';
 import type { ModelConfig } from '../../student/model/config.ts';
+import type { FrozenBase } from '../../student/model/frozen.ts';
+import type { LoraSpec } from '../../student/model/lora.ts';
 import type { WeightSource } from '../../student/model/runner.ts';
 import { keepAlignment } from '../../teacher/aligned.ts';
 import type { TeacherSpec } from '../../teacher/open.ts';
@@ -33,6 +37,8 @@ export interface ControllerOptions {
   url: string;
   model: ModelConfig;
   runtime: RuntimeOptions;
+  /** A LoRA student: adapters travel each step, the frozen base is read by workers from its (shared) directory. */
+  lora?: { spec: LoraSpec; base: FrozenBase };
   /** The run's teachers: each one's config entry and identity (opened here for preflight and evaluation). */
   teachers: ReadonlyArray<{ id: string; spec: TeacherSpec; identity: TeacherIdentity }>;
   /** Tokenizer directory for http teachers without one (the student's). */
@@ -57,6 +63,8 @@ export const TEACHER_IDS_KEY = 'opd:teacher-ids';
 
 export class QueueController {
   readonly timings: JobTiming[] = [];
+  /** Tensor names of the weights published last (the whole model, or a LoRA run's adapters). */
+  publishedNames: string[] = [];
   private readonly queues = new Map<string, { queue: Queue; events: QueueEvents }>();
   private readonly waiters = new Map<string, () => void>();
 
@@ -82,9 +90,14 @@ export class QueueController {
   sampler(weights: WeightSource, step: number): SampleSlice {
     let ref: ReturnType<WeightsPublisher['publish']> | null = null;
     return async (prompts, opts, seed) => {
-      ref ??= this.publisher.publish(weights());
+      if (!ref) {
+        const w = weights();
+        this.publishedNames = Object.keys(w).sort();
+        ref = this.publisher.publish(w);
+      }
       const data: RolloutJobData = {
         kind: 'rollout', step, prompts: prompts.map((p) => [...p]), seed, model: this.o.model.raw as Record<string, unknown>, runtime: this.o.runtime, weights: await ref,
+        ...(this.o.lora ? { lora: { spec: this.o.lora.spec, base: { dir: this.o.lora.base.dir, entries: [...this.o.lora.base.entries], headRows: this.o.lora.base.headRows } } } : {}),
         opts: { maxNewTokens: opts.maxNewTokens, temperature: opts.temperature, topK: opts.topK, topP: opts.topP, stopTokenIds: [...opts.stopTokenIds], padId: opts.padId },
       };
       const { id, result } = await this.run(ROLLOUT_QUEUE, data);
@@ -194,9 +207,9 @@ export async function queueJob(
   teachers: ReadonlyArray<{ id: string; spec: TeacherSpec; teacher: Teacher }>,
   o: QueueRunOptions & { studentDir?: string; log?: (m: string) => void },
 ): Promise<QueueController> {
-  if (opd.student.lora) throw new Error('--queue: LoRA students are not supported on queue workers yet (the frozen base would have to reach every worker); run without --queue');
+  const lora = opd.student.lora;
   const ctl = await QueueController.open({
-    url: o.url, model: opd.student.config, runtime: opd.settings.runtime, publish: o.publish, attempts: o.attempts, log: o.log,
+    url: o.url, model: opd.student.config, ...(lora ? { lora: { spec: lora.spec, base: lora.base } } : {}), runtime: opd.settings.runtime, publish: o.publish, attempts: o.attempts, log: o.log,
     teachers: teachers.map((t) => ({ id: t.id, spec: t.spec, identity: t.teacher.identity })), defaultTokenizer: o.studentDir,
   });
   opd.remoteSampler = (weights, step) => ctl.sampler(weights, step);

@@ -8,7 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,8 @@ import { openRunDir } from '../rundir.ts';
 import type { OpdSettings, StepRecord } from '../recipes/opd.ts';
 import { runPersisted } from '../recipes/persisted.ts';
 import { TINY_SETTINGS, tinyJob, tinyModels } from '../recipes/tiny-job.ts';
+import type { LoraSpec } from '../../student/model/lora.ts';
+import { prepareLoraStudent } from '../recipes/lora.ts';
 import { queueJob } from './controller.ts';
 import { type LocalRedis, type WorkerProc, hasRedis, spawnWorker, startRedis } from './redis-server.ts';
 
@@ -40,21 +42,23 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 /** Every file of the final checkpoint and every rollout shard, by name → sha256. */
 function runBytes(dir: string, step: number) {
   const ck = join(dir, 'checkpoints', `step-${String(step).padStart(6, '0')}`);
-  const files = ['model/model.safetensors', 'optimizer.safetensors', 'state.json'].map((f) => [f, sha(readFileSync(join(ck, f)))]);
+  const weights = existsSync(join(ck, 'adapter')) ? 'adapter/adapter_model.safetensors' : 'model/model.safetensors'; // a LoRA run's checkpoint holds its adapters
+  const files = [weights, 'optimizer.safetensors', 'state.json'].map((f) => [f, sha(readFileSync(join(ck, f)))]);
   const shards = readdirSync(join(dir, 'shards')).filter((f) => f.endsWith('.arrow')).sort().map((f) => [f, sha(readFileSync(join(dir, 'shards', f)))]);
   return Object.fromEntries([...files, ...shards]);
 }
 
 /** The tiny job in `dir`, in-process or as the controller of `queue`; `onStep` sees each step. */
-async function run(dir: string, queue?: string, onStep?: (rec: StepRecord) => Promise<void> | void) {
+async function run(dir: string, queue?: string, onStep?: (rec: StepRecord) => Promise<void> | void, lora?: LoraSpec) {
   const { job, close, tokenizerFrom } = await tinyJob(models, SETTINGS);
   const dirs = await tinyModels(models);
+  if (lora) job.student = { ...job.student, lora: await prepareLoraStudent(dir, { dir: dirs.student, config: job.student.config, weights: job.student.weights }, lora, 0) };
   const ctl = queue ? await queueJob(job, [{ id: 't', spec: { id: 't', kind: 'local', path: dirs.teacher }, teacher: job.teacher! }], { url: queue }) : null;
   await mkdir(dir, { recursive: true });
   try {
     const r = await runPersisted(await openRunDir(dir), job, { checkpointEvery: 1, keepLast: 5, tokenizerFrom, onStep: (rec) => onStep?.(rec) });
     await r.close();
-    return { timings: ctl?.timings ?? [] };
+    return { timings: ctl?.timings ?? [], published: ctl?.publishedNames ?? [] };
   } finally {
     await ctl?.close();
     await close();
@@ -127,6 +131,24 @@ test('Redis killed and restarted empty mid-run: the controller adds the lost job
     await midStep2;
     assert.equal(restarted, 1, 'Redis was restarted while step 2 ran');
     assert.deepEqual(runBytes(dir, SETTINGS.steps), ref);
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+  }
+});
+
+test('a LoRA run: only the adapters travel, workers read the frozen base from the run directory; same bytes as in-process', { skip, timeout: 300_000 }, async () => {
+  const lora: LoraSpec = { rank: 2, alpha: 4, targets: ['q_proj', 'v_proj', 'up_proj', 'down_proj'] };
+  const local = newRun();
+  await run(local, undefined, undefined, lora);
+  await redis.restart();
+  const workers = await Promise.all([worker(redis.url), worker(redis.url)]);
+  try {
+    const dir = newRun();
+    const { published } = await run(dir, redis.url, undefined, lora);
+    assert.ok(published.length > 0 && published.every((n) => /lora/i.test(n)), `only adapters were published: ${published.join(', ')}`);
+    const [a, b] = [runBytes(local, SETTINGS.steps), runBytes(dir, SETTINGS.steps)];
+    assert.ok('adapter/adapter_model.safetensors' in a, 'a LoRA checkpoint');
+    assert.deepEqual(b, a);
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
   }

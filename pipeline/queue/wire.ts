@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { Bool, Field, Float32, Int32, List, Schema, Table, tableFromIPC, tableToIPC, vectorFromArray } from 'apache-arrow';
 import type { RuntimeOptions } from '../../engine/runtime/session.ts';
 import type { Completion } from '../../student/generate/generate.ts';
+import type { LoraSpec } from '../../student/model/lora.ts';
 import type { TeacherSpec } from '../../teacher/open.ts';
 import type { TeacherRequest, TeacherScore } from '../../teacher/types.ts';
 
@@ -38,7 +39,10 @@ export interface RolloutJobData {
   /** The student's HF config.json (ModelConfig.raw): parsed again by the worker (parseConfig). */
   model: Record<string, unknown>;
   runtime: RuntimeOptions;
+  /** The trained weights: the whole model, or a LoRA run's adapters only. */
   weights: WeightsRef;
+  /** A LoRA student: the spec and the frozen base's layout; its base.bin must be at `base.dir` on the worker (a shared run directory). */
+  lora?: { spec: LoraSpec; base: { dir: string; entries: Array<[string, { offset: number; length: number; shape: number[] }]>; headRows: number } };
 }
 
 export interface TeacherJobData {

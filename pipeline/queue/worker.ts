@@ -3,7 +3,8 @@
 // mid-job loses nothing (its job's lock expires and another worker takes it).
 //
 // Roles: `rollout` samples slices of prompts with the student at the weights the job names
-// (fetched by content hash, the newest kept: weights.ts); `teacher:ID` scores rollouts with the
+// (fetched by content hash, the newest kept: weights.ts; a LoRA run's adapters, over the frozen
+// base read from the run directory, which must be shared at the same path); `teacher:ID` scores rollouts with the
 // teacher ID, opened from the config entry the job carries (its model path or server URL must be
 // reachable from this machine); a bare `teacher` serves every teacher the controller announced.
 // Default: `rollout,teacher`. Sampling runs one job at a time per process (one generator, one set
@@ -12,11 +13,16 @@
 // An error in a job is reported with this worker's name (host:pid), which the controller shows
 // when the job has failed its last attempt.
 
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { Worker } from 'bullmq';
 import { Rng } from '../../engine/rng.ts';
 import { Generator } from '../../student/generate/generate.ts';
 import { parseConfig } from '../../student/model/config.ts';
+import { BASE_FILE, type FrozenBase } from '../../student/model/frozen.ts';
+import type { LoraSpec } from '../../student/model/lora.ts';
+import { loraModel } from '../../student/train/trainer.ts';
 import { type OpenedTeacher, openTeacher } from '../../teacher/open.ts';
 import { type RedisOptions, redactUrl, redisOptions } from './connection.ts';
 import { TEACHER_IDS_KEY } from './controller.ts';
@@ -118,11 +124,11 @@ class Executors {
     const run = this.chain.then(async () => {
       const t0 = performance.now();
       const views = await this.weights.get(d.weights);
-      const key = JSON.stringify([d.model, d.runtime]);
+      const key = JSON.stringify([d.model, d.runtime, d.lora ?? null]);
       if (this.gen?.key !== key) {
         await this.gen?.generator.release();
         const holder = { key, views, generator: null as unknown as Generator };
-        holder.generator = await Generator.create(parseConfig(d.model, 'the job\'s model config'), () => holder.views, d.runtime);
+        holder.generator = await Generator.create(parseConfig(d.model, 'the job\'s model config'), () => holder.views, { ...d.runtime, ...loraModel(frozenBaseOf(d.lora)) });
         this.gen = holder;
       }
       this.gen.views = views;
@@ -151,4 +157,12 @@ class Executors {
     await this.gen?.generator.release();
     await Promise.allSettled([...this.teachers.values()].map(async (t) => (await t).teacher.close()));
   }
+}
+
+/** A LoRA job's frozen base, checked to be readable here (it is not sent: the run directory must be shared). */
+function frozenBaseOf(l: RolloutJobData['lora']): { spec: LoraSpec; base: FrozenBase } | undefined {
+  if (!l) return undefined;
+  const file = join(l.base.dir, BASE_FILE);
+  if (!existsSync(file)) throw new Error(`LoRA job: the frozen base ${file} is not on this machine; share the run directory's lora-base/ with rollout workers at the same path (docs/deploy.md)`);
+  return { spec: l.spec, base: { dir: l.base.dir, entries: new Map(l.base.entries), headRows: l.base.headRows } };
 }
