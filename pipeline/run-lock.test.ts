@@ -36,7 +36,7 @@ const opdWithin = (ms: number, ...args: string[]) =>
 /** A pid that was just used and is gone. */
 const deadPid = () => spawnSync(process.execPath, ['-e', '']).pid!;
 
-async function until(what: string, ok: () => boolean, ms = 180_000) {
+async function until(what: string, ok: () => boolean, ms = 400_000) {
   for (const t0 = Date.now(); !ok(); await sleep(50)) if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
 }
 
@@ -86,7 +86,7 @@ test('a held lock refuses a second taker naming pid, host and since; once its ho
   assert.ok(!existsSync(join(dir, LOCK_FILE)), 'removed on process exit');
 });
 
-test('two opd run of one config at once: the second is refused naming the first; metrics stay in order; a stale lock is taken over', { timeout: 600_000 }, async (t) => {
+test('two opd run of one config at once: the second is refused naming the first; metrics stay in order; a stale lock is taken over', { timeout: 900_000 }, async (t) => {
   const cfg = (name: string, steps: number) => {
     const file = join(root, `${name}.json`);
     writeFileSync(file, JSON.stringify(tinyRunConfig(root, models, { run: { name, steps, checkpointEvery: 1, evalPrompts: 2 } })));
@@ -101,10 +101,10 @@ test('two opd run of one config at once: the second is refused naming the first;
   await until('the first run to finish a step', () => readMetrics(dir).length >= 1 || a.exitCode !== null);
   assert.equal(a.exitCode, null, `the first run is still running: ${aErr}`);
 
-  const b = await opdWithin(120_000, 'run', long); // refused at once; without the lock it would run (or fail) alongside
+  const b = await opdWithin(240_000, 'run', long); // refused at once; without the lock it would run (or fail) alongside
   assert.equal(b.code, 1, b.stderr);
   assert.match(b.stderr, new RegExp(`in use by another opd process: pid ${a.pid} on host ${hostname()}, since \\d{4}-`));
-  const c = await opdWithin(120_000, 'resume', dir);
+  const c = await opdWithin(240_000, 'resume', dir);
   assert.equal(c.code, 1, c.stderr);
   assert.match(c.stderr, new RegExp(`pid ${a.pid}`));
 
