@@ -80,10 +80,15 @@ async function referenceBytes() {
 
 test('a controller with 3 workers ends on the in-process run\'s checkpoint and shard bytes', { skip, timeout: 300_000 }, async () => {
   const ref = await referenceBytes();
-  const workers = await Promise.all([worker(redis.url), worker(redis.url), worker(redis.url)]);
+  // one samples only, one scores only (teacher t), one does both (the default roles)
+  const env = { OPD_QUEUE_LOCK_MS: String(LOCK_MS) };
+  const workers = await Promise.all([spawnWorker(redis.url, env, ['--roles', 'rollout']), spawnWorker(redis.url, env, ['--roles', 'teacher:t', '--concurrency', '2']), worker(redis.url)]);
   try {
     const dir = newRun();
     const { timings } = await run(dir, redis.url);
+    const kinds = (w: WorkerProc) => new Set(w.log.flatMap((l) => /^job (rollout|teacher)-/.exec(l)?.[1] ?? []));
+    assert.deepEqual([...kinds(workers[0]!)], ['rollout'], 'the rollout-only worker took rollout jobs only');
+    assert.ok(!kinds(workers[1]!).has('rollout'), 'the teacher-only worker took no rollout job');
     assert.deepEqual(runBytes(dir, SETTINGS.steps), ref);
     assert.equal(timings.length, SETTINGS.steps * 4 * 2, 'one rollout and one teacher job per slice (4 slices of 1 prompt) per step');
     assert.ok(workers.filter((w) => jobsDone(w) > 0).length >= 2, `jobs were shared between workers: ${workers.map(jobsDone)}`);

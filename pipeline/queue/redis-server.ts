@@ -75,8 +75,8 @@ export interface WorkerProc {
 }
 
 /** `opd worker --queue URL` in a child process, resolved once it says ready. */
-export async function spawnWorker(url: string, env: Record<string, string> = {}): Promise<WorkerProc> {
-  const proc = spawn(process.execPath, [OPD_BIN, 'worker', '--queue', url], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+export async function spawnWorker(url: string, env: Record<string, string> = {}, args: readonly string[] = []): Promise<WorkerProc> {
+  const proc = spawn(process.execPath, [OPD_BIN, 'worker', '--queue', url, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   const log: string[] = [];
   const waiters: Array<[RegExp, () => void]> = [];
   proc.stderr!.on('data', (b: Buffer) => {
