@@ -40,7 +40,7 @@ async function until(what: string, ok: () => boolean, ms = 400_000) {
   for (const t0 = Date.now(); !ok(); await sleep(50)) if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
 }
 
-test('a held lock refuses a second taker naming pid, host and since; once its holder is killed it is taken over', { timeout: 60_000 }, async (t) => {
+test('a held lock refuses a second taker naming pid, host and since; once its holder is killed it is taken over', { timeout: 300_000 }, async (t) => {
   const dir = join(root, 'unit');
   mkdirSync(dir, { recursive: true });
   const holder = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e',
