@@ -72,7 +72,8 @@ test('close(): requests sent on fresh connections just before it are answered; i
 });
 
 test('close(): a half-sent request is cut after the drain period; a request beside it is answered', { timeout: 60_000 }, async () => {
-  const s = await TeacherServer.start(teacher, { port: 0, modelName: 'tiny', drainMs: 300 });
+  // The period is the bound for the half-sent requests, and ample time for the whole one beside them.
+  const s = await TeacherServer.start(teacher, { port: 0, modelName: 'tiny', drainMs: 3000 });
   const halfBody = await connect(s.url);
   halfBody.socket.write(REQUEST(1).slice(0, -5)); // headers and most of the body
   const halfHeaders = await connect(s.url);
@@ -87,13 +88,13 @@ test('close(): a half-sent request is cut after the drain period; a request besi
 });
 
 test('opd teacher serve: SIGTERM answers requests sent just before it, cuts a half-sent one after --drain-seconds, exits 0', { timeout: 120_000 }, async () => {
-  const child = spawn(process.execPath, [OPD_BIN, 'teacher', 'serve', '--model', dir, '--port', '0', '--max-logprobs', '1', '--threads', '1', '--drain-seconds', '1'], {
+  const child = spawn(process.execPath, [OPD_BIN, 'teacher', 'serve', '--model', dir, '--port', '0', '--max-logprobs', '1', '--threads', '1', '--drain-seconds', '5'], {
     env: { ...process.env, OPD_LOG_LEVEL: 'warn' },
   });
   let out = '';
   let err = '';
   child.stderr.on('data', (d) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout.on('data', (d) => {
       out += d;

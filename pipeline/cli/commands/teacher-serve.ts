@@ -73,13 +73,16 @@ export const teacherServe: Command = {
       await teacher.close();
       throw e;
     }
+    // The handlers go in before the URL is printed: a client that reads it may signal at once, and
+    // a signal before them would kill the process (the default action) instead of draining it.
+    // They stay installed to the end (a second signal cuts the open connections at once).
+    let first: ((s: string) => void) | null = null;
+    const stopped = new Promise<string>((resolve) => (first = resolve));
+    const onSignal = (s: string) => (first ? (first(s), (first = null)) : server.cut());
+    process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
     console.log(`opd teacher serve: listening on ${server.url} (model ${model}, ${teacher.mode}, vocab ${teacher.identity.vocabSize}, prompt_logprobs <= ${topK})`);
-    const signal = await new Promise<string>((resolve) => {
-      for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => resolve(s));
-    });
+    const signal = await stopped;
     log.info(`${signal}: closing (open requests get up to ${drainSeconds} s)`);
-    const again = () => server.cut();
-    process.on('SIGINT', again).on('SIGTERM', again);
     await server.close();
     await teacher.close();
   },
