@@ -69,9 +69,10 @@ test('a short run writes shards, metrics and committed checkpoints; kill -9 and 
     const [after, extra] = [k === 0 ? 3 : rng.int(6), rng.int(120)];
     const delay = `step ${after} + ${extra} ms`;
     const killed = await killDuring(start(run), run, after, extra);
-    assert.equal(killed.signal, 'SIGKILL', `${delay}: the job was still running when killed`);
-    const p = start(run);
-    assert.equal(await finished(p), 0, `restart after a kill at ${delay} finishes`);
+    if (killed.signal === 'SIGKILL') assert.equal(await finished(start(run)), 0, `restart after a kill at ${delay} finishes`);
+    // On a busy machine the poller can wake after the job has ended: then there is nothing to
+    // resume, and the bytes below must still match.
+    else assert.equal(killed.code, 0, `${delay}: the job ended by itself, but not cleanly`);
     finalBytes(run).forEach((b, i) => assert.ok(b.equals(finalBytes(ref)[i]!), `kill at ${delay}: final checkpoint file ${i} differs from the uninterrupted run`));
     assert.deepEqual(readMetrics(run).map(stripTimes), metrics.map(stripTimes), `kill at ${delay}: per-step metrics match`);
   }
