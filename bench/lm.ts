@@ -10,7 +10,7 @@
 
 import { Rng } from '../engine/rng.ts';
 import { Trainer } from '../engine/train/trainer.ts';
-import { type ModelConfig, parseConfig } from '../student/model/config.ts';
+import { type ModelConfig, matmulParams, parseConfig } from '../student/model/config.ts';
 import { initWeights } from '../student/model/init.ts';
 import { buildSftTrainStep, packSftBatch } from '../student/train/step.ts';
 import { decodeBench, yardstickConfig } from './lm-decode.ts';
@@ -18,10 +18,7 @@ import { prefillBench } from './lm-prefill.ts';
 import { matmulPeakGflops } from './peak.ts';
 import { osThreads, round, timeMs } from './util.ts';
 
-export function matmulParams(c: ModelConfig): number {
-  const [D, Dh, H, Hkv, F, L, V] = [c.hiddenSize, c.headDim, c.numHeads, c.numKvHeads, c.intermediateSize, c.numLayers, c.vocabSize];
-  return L * (D * (H + 2 * Hkv) * Dh + H * Dh * D + 3 * D * F) + V * D;
-}
+export { matmulParams };
 
 async function trainBench(c: ModelConfig, threads: number, log: (s: string) => void) {
   const [B, T] = [8, 123];

@@ -57,12 +57,13 @@ test('a minimal config gets every default, the task reward and the only teacher 
   assert.deepEqual(c.routing, { byTag: {}, defaultTeacher: 'teacher' });
   assert.deepEqual(c.data, { task: 'arithmetic', taskConfig: {}, testSize: 500, onTooLong: 'reject', maxRejectFraction: 0.01, chatTemplate: 'auto', chatTemplateKwargs: {} });
   assert.deepEqual(c.rewards, [{ type: 'numeric_match', weight: 1 }]);
-  assert.deepEqual(c.rollout, { groupSize: 8, promptsPerStep: 8, maxNewTokens: 256, temperature: 1, topK: 0, topP: 1, maskTruncated: false });
+  assert.deepEqual(c.rollout, { groupSize: 8, promptsPerStep: 8, maxNewTokens: 256, temperature: 1, topK: 0, topP: 1, maskTruncated: false, rewardTimeoutMs: 30000, slicePrompts: 8 });
   assert.deepEqual(c.algo, {
     advantage: { mode: 'mean', eps: 1e-6, baseline: 0 },
     blend: { mode: 'additive', rewardWeight: 1, distillEstimator: 'k2', divergence: 'sampled', topK: 20, jsdBeta: 0.5 },
     lambdaSchedule: { kind: 'constant', lambda: 1, final: 0, warmupSteps: 0 },
     gamma: 0,
+    objective: 'opd',
   });
   assert.deepEqual(c.loss, { type: 'ppo', clipLow: 0.2, clipHigh: 0.2, aggregation: 'token_mean' });
   assert.deepEqual(c.train, {
@@ -286,13 +287,14 @@ test('loadRunConfig reads a file and applies overrides; a bad value from an over
 
 // ---- the examples, the docs, and the views -----------------------------------------------------------
 
-for (const file of ['examples/arithmetic.json', 'examples/word_problems.json']) {
+for (const file of ['examples/arithmetic.json', 'examples/long-multiplication.json', 'examples/word_problems.json']) {
   test(`${file} parses, sets every section, and needs no filled-in defaults`, () => {
     const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
     const c = loadRunConfig(file);
     assert.deepEqual(Object.keys(raw).sort(), Object.keys(RunConfigSchema.shape).sort());
     assert.match(c.run.notes!, /your own Hugging Face model directories/, 'the notes say where the model paths come from');
-    assert.match(c.student as string, file.includes('arithmetic') ? /^runs\/models\/arithmetic-student$/ : /^models\//);
+    const student = { 'examples/arithmetic.json': /^runs\/models\/arithmetic-student$/, 'examples/long-multiplication.json': /^runs\/models\/long-multiplication-student$/ }[file] ?? /^models\//;
+    assert.match(c.student as string, student);
     assert.deepEqual(c.rewards, raw.rewards);
   });
 }

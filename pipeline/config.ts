@@ -128,8 +128,9 @@ const BLEND_SPECS: { readonly [M in BlendMode]: (b: BlendSection) => Extract<Ble
   masked: (b) => ({ mode: 'masked', rewardWeight: b.rewardWeight, rewardThreshold: b.rewardThreshold! }),
 };
 
-/** The BlendSpec of pipeline/algo/blend.ts for this config. */
+/** The BlendSpec of pipeline/algo/blend.ts for this config (grpo's for objective sft_teacher: no teacher term). */
 export function blendSpec(c: RunConfig): BlendSpec {
+  if (c.algo.objective === 'sft_teacher') return { mode: 'grpo' };
   return BLEND_SPECS[c.algo.blend.mode](c.algo.blend);
 }
 
@@ -147,6 +148,6 @@ export function policyLossOptions(c: RunConfig): PolicyLossOptions {
     clipLow,
     clipHigh,
     ...(refKl ? { refKl: { beta: refKl.beta, estimator: refKl.estimator } } : {}),
-    ...(b.mode === 'loss' ? { distill: { coef: b.distillCoef!, estimator: b.distillEstimator, ...(b.divergence !== 'sampled' ? { divergence: { name: b.divergence, topK: b.topK, beta: b.jsdBeta } } : {}) } } : {}),
+    ...(b.mode === 'loss' && c.algo.objective !== 'sft_teacher' ? { distill: { coef: b.distillCoef!, estimator: b.distillEstimator, ...(b.divergence !== 'sampled' ? { divergence: { name: b.divergence, topK: b.topK, beta: b.jsdBeta } } : {}) } } : {}),
   };
 }

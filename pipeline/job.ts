@@ -48,8 +48,8 @@ import { type LoraStudent, exportLora, prepareLoraStudent } from './recipes/lora
 import type { OpdJob, OpdSettings } from './recipes/opd.ts';
 import { type PersistOptions, runPersisted } from './recipes/persisted.ts';
 import { type RunData, contextLimitOf, loadRunData } from './run-data.ts';
-import { lockRunDir } from './run-lock.ts';
 import { writeReport } from './report.ts';
+import { lockRunDir } from './run-lock.ts';
 import { builtinStudentDir, checkStudentFiles, readEvalBefore, sweepDeadTemps, writeEvalBefore } from './startup.ts';
 import { type RunDir, checkResumeConfig, openRunDir, readMetrics, readSegments, writeFrozenConfig, writeSegments } from './rundir.ts';
 
@@ -92,8 +92,13 @@ export function settingsOf(c: RunConfig): OpdSettings {
     seed: c.run.seed,
     trainStep: c.train.step,
     runtime: { device: c.runtime.device, threads: c.runtime.threads },
+    chat: chatOf(c),
+    objective: c.algo.objective,
   };
 }
+
+/** How the run renders prompts (data.chatTemplate, data.chatTemplateKwargs; data/chat.ts). */
+export const chatOf = (c: RunConfig) => ({ chatTemplate: c.data.chatTemplate, chatTemplateKwargs: c.data.chatTemplateKwargs });
 
 /** The student directory: the configured one, or a {builtin} model created once inside the run directory. */
 export async function studentDir(c: RunConfig, runDir: string, warn: (m: string) => void = () => {}): Promise<string> {
@@ -135,7 +140,9 @@ export async function buildJob(c: RunConfig, runDir: string | RunDir, o: { log?:
   // a top-k divergence asks for the teacher's top-k: a local teacher computes it only when opened with that k
   const topK = policyLossOptions(c).distill?.divergence?.topK;
   const specs = c.teachers.map((t) => (topK && t.kind === 'local' ? { ...t, topK } : t));
-  const teachers = await openTeachers(c.algo.blend.mode === 'grpo' ? [] : specs, {
+  // sft_teacher samples with the teacher's own weights in-process and scores nothing
+  const teacherSampler = c.algo.objective === 'sft_teacher' ? await loadSamplingTeacher(c, tokenizer) : undefined;
+  const teachers = await openTeachers(c.algo.blend.mode === 'grpo' || teacherSampler ? [] : specs, {
     threads: c.runtime.threads, device: c.runtime.device, defaultTokenizer: sdir, cacheDir: join(c.run.outDir, 'score-cache'), routing: c.routing, warn: (m) => log.warn(m),
   });
   try {
@@ -169,6 +176,7 @@ export async function buildJob(c: RunConfig, runDir: string | RunDir, o: { log?:
           }
         : undefined,
       settings: settingsOf(c),
+      ...(teacherSampler ? { teacherSampler } : {}),
     };
     const persist = { checkpointEvery: c.run.checkpointEvery, keepLast: c.run.keepCheckpoints, tokenizerFrom: sdir };
     return { config: c, run, studentDir: sdir, student, tokenizer, lora, teachers, data, score, opd, persist, close: () => teachers.close() };
@@ -176,6 +184,20 @@ export async function buildJob(c: RunConfig, runDir: string | RunDir, o: { log?:
     await teachers.close().catch(() => {});
     throw e;
   }
+}
+
+/** Objective sft_teacher: the sampling teacher's model (a local HF directory sharing the student's tokenizer). */
+async function loadSamplingTeacher(c: RunConfig, studentTok: Tok): Promise<NonNullable<OpdJob['teacherSampler']>> {
+  const id = c.algo.sftTeacher ?? c.routing.defaultTeacher ?? c.teachers[0]?.id;
+  const t = c.teachers.find((x) => x.id === id);
+  const fix = 'set algo.sftTeacher to the id of a local teacher whose path is a Hugging Face model directory';
+  if (!t) throw new Error(`algo.objective sft_teacher: no teacher ${id === undefined ? '(teachers is empty)' : `"${id}" in teachers`}; ${fix}`);
+  if (t.kind !== 'local' || t.path.endsWith('.onnx'))
+    throw new Error(`algo.objective sft_teacher: teacher "${t.id}" is ${t.kind === 'local' ? `an ONNX file (${t.path})` : `an HTTP server (${t.url})`}, but the baseline samples with the teacher's weights in-process; ${fix}`);
+  const [model, tok] = await Promise.all([loadModelDir(t.path), loadTokenizer(t.path)]);
+  if (tok.fingerprint() !== studentTok.fingerprint())
+    throw new Error(`algo.objective sft_teacher: teacher "${t.id}" (${t.path}) has another tokenizer than the student; the student trains on the teacher's token ids, so both must share one tokenizer`);
+  return { config: model.config, weights: model.weights };
 }
 
 /** What a finished (or stopped) run reports; also written to <run>/summary.json when it finishes. */
@@ -321,7 +343,7 @@ const fmt = (x: unknown) => (typeof x === 'number' ? x.toFixed(3) : 'n/a');
 
 /** One held-out evaluation (greedy) of the run's held-out records, its completions kept in <run>/eval/<name>.jsonl. */
 function heldOutScorer(c: RunConfig, run: RunDir, scoring: Scoring, test: readonly TaskRecord[]): HeldOutScorer {
-  const opts = { seed: c.run.seed, maxNewTokens: c.rollout.maxNewTokens, keepSamples: Infinity, runtime: { device: c.runtime.device, threads: c.runtime.threads } };
+  const opts = { seed: c.run.seed, maxNewTokens: c.rollout.maxNewTokens, keepSamples: Infinity, chat: chatOf(c), runtime: { device: c.runtime.device, threads: c.runtime.threads } };
   /** Which model an evaluation decodes with, for its errors: a NaN logit must say it came from, e.g., the teacher's evaluation. */
   const whose = (name: string) => {
     const t = name.startsWith('teacher-') ? c.teachers.find((x) => x.id === name.slice(8)) : undefined;

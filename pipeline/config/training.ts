@@ -69,6 +69,15 @@ export const AlgoSection = z
     blend: BlendSection.prefault({}),
     lambdaSchedule: LambdaSection.prefault({}),
     gamma: z.number().min(0).max(1).default(0).describe('γ discounting the teacher reward over later completion tokens (unitless; 0 = per-token)'),
+    objective: z
+      .enum(['opd', 'sft_teacher'])
+      .default('opd')
+      .describe("What the student learns from: opd (its own rollouts, rewards and the teacher's scores, as blended above) or sft_teacher, the off-policy baseline: the teacher samples G completions of the same prompts each step and the student is trained on them with SFT (next-token cross-entropy); the blend and λ are unused"),
+    sftTeacher: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Objective sft_teacher: the id of the teacher that samples (a local teacher with a Hugging Face model directory; default routing.defaultTeacher, else the first teacher)'),
   })
   .describe('Advantages: group term, teacher term, blend');
 

@@ -30,11 +30,13 @@ import type { EpochCursor } from '../../data/sources/order.ts';
 import { takeNext } from '../../data/sources/order.ts';
 import type { TaskRecord } from '../../data/tasks/registry.ts';
 import { Generator, stopTokenIds } from '../../student/generate/generate.ts';
+import { chatStopIds, type PromptRenderOptions, usesTemplate } from '../../data/chat.ts';
 import type { ModelConfig } from '../../student/model/config.ts';
 import type { Weights } from '../../student/model/weights.ts';
 import type { Aggregation } from '../../student/train/aggregate.ts';
 import type { PolicyLossOptions } from '../../student/train/policy.ts';
-import { buildPolicyTrainStep, packPolicyBatch, splitMicroBatches } from '../../student/train/step.ts';
+import { buildPolicyTrainStep, packPolicyBatch, packSftBatch, splitMicroBatches } from '../../student/train/step.ts';
+import { weightFeeds } from '../../student/model/runner.ts';
 import type { Teacher } from '../../teacher/types.ts';
 import { type LrScheduleKind, lrAt } from '../algo/schedule.ts';
 import { type LambdaSchedule, lambdaAt } from '../algo/teacher.ts';
@@ -74,6 +76,14 @@ export interface OpdSettings {
   /** fused, layered, or auto by model size (student/train/trainer.ts); default auto. */
   trainStep?: TrainStepKind;
   runtime: RuntimeOptions;
+  /**
+   * opd (default), or sft_teacher: the off-policy baseline. The teacher (job.teacherSampler) samples
+   * the step's rollouts and the student takes SFT steps on them (next-token cross-entropy on the
+   * completion tokens, EOS included when sampled); rewards and advantages are still computed, for the metrics.
+   */
+  objective?: 'opd' | 'sft_teacher';
+  /** How prompts are rendered for the student (data.chatTemplate / chatTemplateKwargs, data/chat.ts); default 'auto'. */
+  chat?: PromptRenderOptions;
 }
 
 export interface OpdJob {
@@ -97,6 +107,8 @@ export interface OpdJob {
    * weights `weights` reads (the trainer's, or the one-step-stale copy). Absent: the local generator.
    */
   remoteSampler?: (weights: WeightSource, step: number) => SampleSlice;
+  /** Objective sft_teacher: the teacher model that samples the rollouts (same tokenizer as the student). */
+  teacherSampler?: { config: ModelConfig; weights: Weights };
 }
 
 /**
@@ -143,8 +155,11 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
   const tok = job.student.tokenizer;
   // the trainer owns the student's weight arrays from here on (the layered step updates them in place)
   const lora = job.student.lora;
+  const sftTeacher = s.objective === 'sft_teacher';
+  if (sftTeacher && !job.teacherSampler) throw new Error('objective sft_teacher needs job.teacherSampler, the teacher model that samples');
+  if (sftTeacher && (job.remoteSampler || s.oneStepStale)) throw new Error('objective sft_teacher samples with the teacher in-process: it runs neither on a queue nor one-step-stale');
   const trainer = await createStudentTrainer(c, Object.fromEntries(lora ? lora.adapters : job.student.weights), {
-    objective: 'policy',
+    objective: sftTeacher ? 'sft' : 'policy',
     loss: s.loss,
     weightDecay: s.weightDecay,
     adamw: s.adamw,
@@ -157,10 +172,12 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
   const generator = await Generator.create(c, () => trainer.paramViews(), { ...s.runtime, ...loraModel(lora) });
   // one-step-stale: a second generator reads a copy of the weights taken before each update
   let snapshot: ReturnType<StepTrainer['paramViews']> = {};
+  const teacherGenerator = job.teacherSampler ? await Generator.create(job.teacherSampler.config, feedsOf(job.teacherSampler), s.runtime) : null;
   const staleGenerator = s.oneStepStale ? await Generator.create(c, () => snapshot, { ...s.runtime, ...loraModel(lora) }) : null;
   const state: LoopState = hooks.resume?.state ?? { step: 0, cursor: { epoch: 0, index: 0 }, skipped: 0, skippedTotal: 0 };
   hooks.resume?.restore(trainer);
-  const stop = stopTokenIds(tok, c);
+  // every EOS id, plus the template's end of turn when prompts are rendered with it
+  const stop = chatStopIds(tok, stopTokenIds(tok, c), job.prompts.some((r) => usesTemplate(r, s.chat)), s.chat?.chatTemplateKwargs);
   const padId = tok.padTokenId ?? stop[0] ?? 0;
   const G = s.sampling.groupSize;
   // a top-k divergence (student/train/divergences.ts): teachers are asked for their top-k, the train step gets it
@@ -174,7 +191,7 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
     const sample = job.remoteSampler?.(weights, step);
     const ro = stored
       ? replayed(stored, records, step, G)
-      : await rolloutStage(step, records, { generator: gen, sample, tokenizer: tok, reward: job.reward, correct: job.correct, teacher: job.teacher, teachers: job.teachers, teacherTopK: topK, stopTokenIds: stop, padId }, s.sampling, stepSeed(s.seed, step));
+      : await rolloutStage(step, records, { generator: gen, sample, tokenizer: tok, reward: job.reward, correct: job.correct, teacher: job.teacher, teachers: job.teachers, teacherTopK: topK, stopTokenIds: stop, padId, chat: s.chat }, s.sampling, stepSeed(s.seed, step));
     // the same records, now with advantages: what the shard stores and the train step packs
     const adv = advantageStep(ro.groups, { ...s.advantages, lambda: lambdaAt(s.lambda, step - 1, s.steps), accuracy: job.correct !== undefined });
     if (!stored) await hooks.onRollouts?.(step, adv.rollouts);
@@ -188,7 +205,7 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
   while (state.step < s.steps) {
     const step = state.step + 1;
     const t0 = performance.now();
-    const p = await (pending ?? prepare(step, state.cursor, generator, () => trainer.paramViews()));
+    const p = await (pending ?? prepare(step, state.cursor, teacherGenerator ?? generator, () => trainer.paramViews()));
     pending = null;
     if (staleGenerator && step < s.steps) {
       snapshot = copyViews(trainer.paramViews());
@@ -200,8 +217,8 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
     let train: Record<string, number> = {};
     if (!skipReason) {
       const lr = lrAt({ lr: s.lr, warmupSteps: s.warmupSteps, kind: s.lrSchedule ?? 'constant' }, step, s.steps);
-      // the train graph takes teacher log-probs only when it adds the k2 distillation loss
-      const r = await trainEpochs(trainer, p.adv.rollouts, s, { padId, lr, distill: p.adv.distillCoef > 0 && !topK, topK, vocabRows: c.vocabSize });
+      // the train graph takes sampled-token teacher log-probs only for the k2/k3 distillation loss, the top-k for a top-k divergence
+      const r = sftTeacher ? await trainSft(trainer, p.adv.rollouts, s, padId, lr) : await trainEpochs(trainer, p.adv.rollouts, s, { padId, lr, distill: p.adv.distillCoef > 0 && !topK, topK, vocabRows: c.vocabSize });
       train = { ...r.metrics, lr, updates: r.updates };
       if (r.skipped) skipReason = 'non-finite loss or gradient';
     }
@@ -242,6 +259,7 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
     stopped,
     close: async () => {
       await generator.release();
+      await teacherGenerator?.release();
       await staleGenerator?.release();
       await trainer.release();
     },
@@ -273,6 +291,32 @@ function replayed(rows: readonly RolloutRow[], records: readonly TaskRecord[], s
   });
   const tokens = { prompt: rows.reduce((a, r) => a + r.promptIds.length, 0), completion: rows.reduce((a, r) => a + r.completionIds.length, 0) };
   return { groups, timing: { generate_s: 0, reward_s: 0, teacher_s: 0 }, tokens };
+}
+
+/** A fixed model's weights as a generator's source (converted once). */
+function feedsOf(m: { config: ModelConfig; weights: Weights }): WeightSource {
+  const feeds = weightFeeds(m.config, m.weights);
+  return () => feeds;
+}
+
+/** sft_teacher: μ epochs of SFT updates on the teacher's samples, `minibatches` per epoch (by group), like trainEpochs. */
+async function trainSft(trainer: StepTrainer, rollouts: readonly RolloutRow[], s: OpdSettings, padId: number, lr: number) {
+  const size = Math.ceil(rollouts.length / s.sampling.groupSize / s.minibatches) * s.sampling.groupSize;
+  let loss = 0;
+  let skipped = false;
+  let updates = 0;
+  for (let e = 0; e < s.epochs; e++) {
+    for (let at = 0; at < rollouts.length; at += size) {
+      const mb = rollouts.slice(at, at + size).filter((r) => r.completionIds.length > 0);
+      if (!mb.length) continue;
+      const feeds = packSftBatch(mb.map((r) => ({ promptIds: r.promptIds, completionIds: r.completionIds })), { padId });
+      const r = await trainer.step(s.microBatches > 1 ? splitMicroBatches(feeds, s.microBatches) : feeds, lr);
+      if (updates === 0) loss = r.loss;
+      skipped ||= r.skipped;
+      updates++;
+    }
+  }
+  return { metrics: { sft_loss: loss }, skipped, updates };
 }
 
 /** μ epochs over the step's rollouts, each split into `minibatches` optimizer updates (by group). */

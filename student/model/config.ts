@@ -163,3 +163,13 @@ export function decays(name: string): boolean {
 export function paramCount(c: ModelConfig): number {
   return tensorShapes(c).reduce((s, [, shape]) => s + shape.reduce((a, b) => a * b, 1), 0);
 }
+
+/**
+ * Parameters that take part in a matrix product per token: the attention and MLP projections of every
+ * layer and the LM head (V·D, whether or not it is tied; the embedding lookup is not a product).
+ * Forward ≈ 2 × this FLOPs per token, forward + backward ≈ 6 ×, attention scores aside.
+ */
+export function matmulParams(c: ModelConfig): number {
+  const [D, Dh, H, Hkv, F, L, V] = [c.hiddenSize, c.headDim, c.numHeads, c.numKvHeads, c.intermediateSize, c.numLayers, c.vocabSize];
+  return L * (D * (H + 2 * Hkv) * Dh + H * Dh * D + 3 * D * F) + V * D;
+}

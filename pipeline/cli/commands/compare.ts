@@ -13,26 +13,59 @@
 //
 // Modes that need a setting the config may leave unset get a stated default: loss →
 // algo.blend.distillCoef = 1; masked → algo.blend.rewardThreshold = 1 (teacher term only on
-// rollouts with reward < 1, i.e. the wrong ones under a 0/1 reward).
+// rollouts with reward < 1, i.e. the wrong ones under a 0/1 reward). The top-k divergences are
+// blend mode loss with algo.blend.divergence set: topk_fkl, topk_rkl, topk_jsd.
+//
+// sft-teacher is the off-policy baseline (algo.objective sft_teacher): the teacher samples G
+// completions of each step's prompts and the student is SFT'd on them. It runs at matched student
+// compute: an OPD step costs the student 2·N_s (sampling) + 6·N_s (training) FLOPs per token, an SFT
+// step 6·N_s, so the baseline gets round(steps · 8/6) steps (evaluated on the same cadence). Every
+// run's FLOPs (pipeline/compare.ts) give the accuracy-vs-FLOPs plot and the table's FLOPs column.
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { accuracySeries, modeRows, type RunResult, runResult, tableMarkdown } from '../../compare.ts';
-import { loadRunConfig } from '../../config.ts';
+import { type ComputeModel, accuracySeries, modeRows, type RunResult, runResult, tableMarkdown } from '../../compare.ts';
+import { type RunConfig, loadRunConfig, parseRunConfig } from '../../config.ts';
+import { studentPath } from '../../config/sources.ts';
+import { matmulParams, parseConfig as parseModelConfig } from '../../../student/model/config.ts';
 import { lineChart, svgToPng } from '../../report/chart.ts';
-import { readMetrics } from '../../rundir.ts';
+import { readFrozenConfig, readMetrics } from '../../rundir.ts';
 import { num } from '../args.ts';
 import { type Command, UsageError } from '../command.ts';
 import { guardStartup, thisCommand } from '../startup-signals.ts';
 import type { RunSummary } from '../../job.ts';
 
-const MODES = ['grpo', 'replace', 'additive', 'loss', 'masked'] as const;
+const MODES = ['grpo', 'replace', 'additive', 'loss', 'masked', 'topk_fkl', 'topk_rkl', 'topk_jsd', 'sft-teacher'] as const;
+
+/** The overrides that turn the base config into a mode's run (besides seed, name and output directory). */
+function modeOverrides(mode: string, base: RunConfig): string[] {
+  if (mode === 'sft-teacher') return ['algo.objective=sft_teacher', `run.steps=${Math.round((base.run.steps * 8) / 6)}`];
+  if (mode.startsWith('topk_')) return ['algo.blend.mode=loss', `algo.blend.divergence=${mode}`];
+  return [`algo.blend.mode=${mode}`];
+}
+
+/** N of a local model directory (its config.json), undefined for anything else (an HTTP server, an ONNX file). */
+function localParams(path: string | undefined): number | undefined {
+  if (!path || path.endsWith('.onnx') || !existsSync(join(path, 'config.json'))) return undefined;
+  return matmulParams(parseModelConfig(JSON.parse(readFileSync(join(path, 'config.json'), 'utf8')) as Record<string, unknown>, join(path, 'config.json')));
+}
+
+/** What a finished run's steps cost (pipeline/compare.ts ComputeModel), from its frozen config. */
+function computeModel(c: RunConfig, runDir: string): ComputeModel | undefined {
+  const student = localParams(typeof c.student === 'object' && 'builtin' in c.student ? join(runDir, 'student-init') : studentPath(c.student) ?? undefined) ?? localParams(join(runDir, 'student-init'));
+  if (student === undefined) return undefined;
+  const sft = c.algo.objective === 'sft_teacher';
+  const id = sft ? c.algo.sftTeacher ?? c.routing.defaultTeacher ?? c.teachers[0]?.id : c.routing.defaultTeacher ?? c.teachers[0]?.id;
+  const t = c.teachers.find((x) => x.id === id);
+  const teacherScores = !sft && c.algo.blend.mode !== 'grpo';
+  return { studentParams: student, teacherParams: t?.kind === 'local' ? localParams(t.path) : undefined, epochs: c.train.epochs, sampler: sft ? 'teacher' : 'student', teacherScores };
+}
 
 export const compare: Command = {
   name: 'compare',
   summary: 'run a config once per blend mode and seed; table and plots of held-out accuracy (mean ± std over seeds)',
-  usage: 'compare CONFIG.json [--modes grpo,replace,additive[,loss,masked]] [--seeds 3] [--set path=value ...] [--out DIR] [--at 250,500,1000]',
+  usage: 'compare CONFIG.json [--modes grpo,replace,additive[,loss,masked,topk_fkl,topk_rkl,topk_jsd,sft-teacher]] [--seeds 3] [--set path=value ...] [--out DIR] [--at 250,500,1000]',
   options: { modes: { type: 'string' }, seeds: { type: 'string' }, set: { type: 'string', multiple: true }, out: { type: 'string' }, at: { type: 'string' } },
   positionals: 1,
   async run({ values, positionals }) {
@@ -54,13 +87,14 @@ export const compare: Command = {
     if (at.some((s) => !Number.isInteger(s) || s < 0)) throw new UsageError(`--at: expected step counts like 250,500,1000, got "${String(values.at)}"`);
     await mkdir(out, { recursive: true });
     // the setting a mode needs when the config leaves it unset (see the header)
+    const coef = base.algo.blend.distillCoef === undefined ? 'algo.blend.distillCoef=1' : undefined;
     const modeDefault: Record<string, string | undefined> = {
-      loss: base.algo.blend.distillCoef === undefined ? 'algo.blend.distillCoef=1' : undefined,
+      loss: coef, topk_fkl: coef, topk_rkl: coef, topk_jsd: coef,
       masked: base.algo.blend.rewardThreshold === undefined ? 'algo.blend.rewardThreshold=1' : undefined,
     };
     if ('path' in base.data && base.data.test === undefined)
       console.error('compare: data.test is not set, so the runs have no held-out evaluation and the table no accuracy; set it to a file or a fraction, e.g. 0.1');
-    const used = modes.map((m) => modeDefault[m]).filter((d): d is string => d !== undefined);
+    const used = [...new Set(modes.map((m) => modeDefault[m]).filter((d): d is string => d !== undefined))];
     if (used.length) console.error(`compare: using ${used.join(', ')} (not set in the config)`);
     const runs: RunResult[] = [];
     const t0 = performance.now();
@@ -74,12 +108,13 @@ export const compare: Command = {
           summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as RunSummary;
           console.error(`compare: ${name} already finished, reusing it`);
         } else {
-          const c = loadRunConfig(file, [...sets, ...(modeDefault[mode] ? [modeDefault[mode]] : []), `algo.blend.mode=${mode}`, `run.seed=${seed}`, `run.outDir=${JSON.stringify(out)}`, `run.name=${name}`]);
+          const c = loadRunConfig(file, [...sets, ...(modeDefault[mode] ? [modeDefault[mode]] : []), ...modeOverrides(mode, base), `run.seed=${seed}`, `run.outDir=${JSON.stringify(out)}`, `run.name=${name}`]);
           console.error(`compare: ${name} (${c.run.steps} steps) ...`);
           summary = await startRun(c, { quiet: true, handleSignals: true, again, label: `compare: ${name}`, progressEvery: Math.max(1, Math.ceil(c.run.steps / 20)) });
           if (summary.stopped_by) return signalExitCode(summary.stopped_by);
         }
-        const r = runResult(mode, seed, dir, summary, readMetrics(dir));
+        const frozen = parseRunConfig(readFrozenConfig(dir), join(dir, 'config.json'));
+        const r = runResult(mode, seed, dir, summary, readMetrics(dir), computeModel(frozen, dir));
         console.error(`compare: ${name}: held-out accuracy ${r.curve.map((p) => `${p.step}:${p.accuracy.toFixed(3)}`).join(' ')} (${summary.wall_s.toFixed(0)} s)`);
         runs.push(r);
       }
@@ -88,11 +123,11 @@ export const compare: Command = {
     const table = tableMarkdown(rows, at);
     writeFileSync(join(out, 'results.json'), JSON.stringify({ config: resolve(file), overrides: sets, modes, seeds, at, runs, rows }, null, 1) + '\n');
     writeFileSync(join(out, 'table.md'), table);
-    const plots = [['accuracy', 'step', 'training steps'], ['accuracy', 'tokens', 'student tokens processed'], ['reward', 'step', 'training steps']] as const;
+    const plots = [['accuracy', 'step', 'training steps'], ['accuracy', 'tokens', 'student tokens processed'], ['accuracy', 'flops', 'FLOPs, student + teacher'], ['reward', 'step', 'training steps']] as const;
     for (const [metric, x, label] of plots) {
       const what = metric === 'accuracy' ? 'held-out accuracy' : 'held-out mean reward';
       const svg = lineChart({ title: `${what} vs ${label} (mean ± std over ${seeds} seed${seeds > 1 ? 's' : ''})`, xLabel: label, yLabel: what, series: accuracySeries(runs, x, metric), yMin: metric === 'accuracy' ? 0 : undefined });
-      const stem = join(out, `${metric}-vs-${x === 'step' ? 'steps' : 'tokens'}`);
+      const stem = join(out, `${metric}-vs-${x === 'step' ? 'steps' : x}`);
       writeFileSync(`${stem}.svg`, svg);
       writeFileSync(`${stem}.png`, svgToPng(svg));
     }
