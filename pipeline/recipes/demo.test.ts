@@ -36,7 +36,7 @@ test('demo models: trained once, reused, retrained on a recipe change, and repro
   // the printed commands, run through the CLI into a second root, give the same file
   const other = mkdtempSync(join(tmpdir(), 'opd-demo-cli-'));
   mkdirSync(join(other, 'data'));
-  writeDemoData(other, recipe.demos);
+  writeDemoData(other, recipe.task, recipe.demos);
   for (const cmd of recipeCommands(other, recipe)) {
     const args = cmd.split(' ').slice(1);
     await promisify(execFile)(process.execPath, [join(repo, 'bin/opd.mjs'), ...args, ...(args[0] === 'sft' ? ['--threads', '1'] : [])], { cwd: repo });
