@@ -53,7 +53,7 @@ export const LONG_TEACHER: DemoModelRecipe = {
   sft: { steps: 3000, lr: 1e-3, warmup: 10, batchSize: 64, seed: 0 },
 };
 export const LONG_STUDENT: DemoModelRecipe = {
-  name: 'long-multiplication-student', task: LONG_TASK, modelConfig: 'examples/demo/student.config.json', initSeed: 0, demos: 100,
+  name: 'long-multiplication-student', task: LONG_TASK, modelConfig: 'examples/demo/student.config.json', initSeed: 0, demos: 400,
   sft: { steps: 1000, lr: 3e-3, warmup: 10, batchSize: 64, seed: 0 },
 };
 
