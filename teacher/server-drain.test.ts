@@ -87,6 +87,17 @@ test('close(): a half-sent request is cut after the drain period; a request besi
   assert.deepEqual(statuses(halfHeaders.text()), []);
 });
 
+test('cut() during close() (a second signal) ends the drain at once', { timeout: 60_000 }, async () => {
+  const s = await TeacherServer.start(teacher, { port: 0, modelName: 'tiny', drainMs: 600_000 });
+  const half = await connect(s.url);
+  half.socket.write(REQUEST(0).slice(0, -5));
+  const closing = s.close();
+  s.cut();
+  await closing; // the drain period alone would outlast the test's timeout
+  await half.closed;
+  assert.deepEqual(statuses(half.text()), []);
+});
+
 test('opd teacher serve: SIGTERM answers requests sent just before it, cuts a half-sent one after --drain-seconds, exits 0', { timeout: 120_000 }, async () => {
   const child = spawn(process.execPath, [OPD_BIN, 'teacher', 'serve', '--model', dir, '--port', '0', '--max-logprobs', '1', '--threads', '1', '--drain-seconds', '5'], {
     env: { ...process.env, OPD_LOG_LEVEL: 'warn' },
