@@ -54,6 +54,10 @@ export function alignedLogprobs(c: ModelConfig, p: Params, x: SequenceInputs, op
     topIds: lp.topIds && front(lp.topIds),
     topLogprobs: lp.topLogprobs && front(lp.topLogprobs),
     atLogprobs,
+    // what a full-vocabulary divergence needs (student/train/divergences.ts): the states before each next token, unaligned
+    prev,
+    head,
+    lse: lp.lse,
   };
 }
 

@@ -26,7 +26,7 @@
 //
 // The per-token values are [B, T]; policy.ts masks and weights them like any other loss term.
 
-import { type DType, type Tensor, add, cast, concat, equal, exp, log, maximum, mul, reduceMax, reduceSum, sub, unsqueeze } from '../../engine/index.ts';
+import { type DType, type Tensor, add, cast, concat, equal, exp, linear, log, maximum, mul, reduceMax, reduceSum, slice, squeeze, sub, unsqueeze } from '../../engine/index.ts';
 
 export type TopkDivergenceName = 'topk_fkl' | 'topk_rkl' | 'topk_jsd';
 
@@ -92,4 +92,96 @@ export function topkOverlap(studentIds: Tensor, teacherIds: Tensor, dtype: DType
   const k = teacherIds.shape[2] as number;
   const hit = reduceMax(cast(equal(unsqueeze(studentIds, -1), unsqueeze(teacherIds, -2)), dtype), -1, false); // [B, T, K]
   return mul(reduceSum(hit, -1, false), 1 / k);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Full-vocabulary divergences (local teachers; docs/algorithms.md §5 "Full-vocabulary divergences").
+//
+// The same three divergences with no tail bucket: p = π_T and q = π_θ over the whole vocabulary V,
+//
+//   full_fkl   KL(p ‖ q) = Σ_v p_v (log p_v − log q_v)
+//   full_rkl   KL(q ‖ p) = Σ_v q_v (log q_v − log p_v)
+//   full_jsd   JSD(β) = β·KL(p ‖ m) + (1 − β)·KL(q ‖ m),  m = β p + (1 − β) q
+//
+// Both distributions come from hidden states and head matrices, z = h·Wᵀ/τ, and are never formed
+// over the whole vocabulary at once: pass 1 runs a logsumexp of each side over vocabulary chunks
+// (the running-max fold of student/model/logprobs.ts), pass 2 forms, chunk by chunk, log p_c = z^T_c
+// − lse_T and log q_c = z^S_c − lse_S and adds the chunk's Σ_v of the per-outcome terms. Each
+// divergence is a sum over outcomes of terms that depend only on (log p_v, log q_v), so the chunked
+// sum is the divergence exactly; the graph holds [B, T, chunk] per side per chunk.
+
+export type FullDivergenceName = 'full_fkl' | 'full_rkl' | 'full_jsd';
+
+/** One side of a full-vocabulary divergence: z = (hidden · headᵀ) · invTemp. */
+export interface VocabSide {
+  hidden: Tensor; // [B, T, D]
+  head: Tensor; // [V, D]
+  invTemp: Tensor; // [] (1/τ)
+  /** logsumexp_v z_v [B, T] when the caller already has it (the student's, from its log-probs). */
+  lse?: Tensor;
+}
+
+export const FULL_DIVERGENCES: Readonly<Record<FullDivergenceName, { formula: string; perOutcome: (lp: Tensor, lq: Tensor, beta: number) => Tensor }>> = {
+  full_fkl: { formula: 'KL(p‖q) = Σ_v p (log p − log q) over the whole vocabulary', perOutcome: (lp, lq) => mul(exp(lp), sub(lp, lq)) },
+  full_rkl: { formula: 'KL(q‖p) = Σ_v q (log q − log p) over the whole vocabulary', perOutcome: (lp, lq) => mul(exp(lq), sub(lq, lp)) },
+  full_jsd: {
+    formula: 'JSD(β) = β KL(p‖m) + (1−β) KL(q‖m), m = β p + (1−β) q, over the whole vocabulary',
+    perOutcome: (lp, lq, beta) => {
+      const lm = logMix(lp, lq, beta);
+      return add(mul(mul(exp(lp), sub(lp, lm)), beta), mul(mul(exp(lq), sub(lq, lm)), 1 - beta));
+    },
+  },
+};
+
+export const isFullDivergence = (name: string): name is FullDivergenceName => name in FULL_DIVERGENCES;
+
+/** The check every config path runs for a full-vocabulary divergence: a known name and, for JSD, 0 < β < 1. */
+export function checkFullDivergence(name: string, beta: number | undefined): void {
+  if (!isFullDivergence(name)) throw new Error(`unknown divergence "${name}"; known: ${[...Object.keys(TOPK_DIVERGENCES), ...Object.keys(FULL_DIVERGENCES)].join(', ')}`);
+  if (name === 'full_jsd' && !(beta! > 0 && beta! < 1))
+    throw new Error(`full_jsd: β must lie strictly between 0 and 1, got ${beta}; for β = 0 use full_fkl (the limit JSD/β), for β = 1 full_rkl`);
+}
+
+const chunkLogits = (s: VocabSide, c0: number, c1: number, v: number) => mul(linear(s.hidden, c0 === 0 && c1 === v ? s.head : slice(s.head, [c0], [c1], [0])), s.invTemp); // [B, T, Vc]
+
+/** logsumexp over the vocabulary of one side, chunk by chunk: [B, T]. */
+export function chunkedLse(s: VocabSide, chunk: number): Tensor {
+  const v = s.head.shape[0] as number;
+  let runMax: Tensor | null = null;
+  let runSum: Tensor | null = null;
+  for (let c0 = 0; c0 < v; c0 += chunk) {
+    const z = chunkLogits(s, c0, Math.min(v, c0 + chunk), v);
+    const m = reduceMax(z, -1, true);
+    const e = reduceSum(exp(sub(z, m)), -1, true);
+    if (!runMax || !runSum) [runMax, runSum] = [m, e];
+    else {
+      const nm = maximum(runMax, m);
+      runSum = add(mul(runSum, exp(sub(runMax, nm))), mul(e, exp(sub(m, nm))));
+      runMax = nm;
+    }
+  }
+  return squeeze(add(runMax!, log(runSum!)), -1);
+}
+
+/**
+ * Per-position full-vocabulary divergence [B, T] between the teacher side p and the student side q
+ * (both [B, T, ·] hidden states over heads of the same V rows), in vocabulary chunks of `chunk` rows.
+ */
+export function fullDivergence(name: FullDivergenceName, teacher: VocabSide, student: VocabSide, o: { chunk?: number; beta?: number } = {}): Tensor {
+  const v = student.head.shape[0];
+  const vt = teacher.head.shape[0];
+  if (typeof v !== 'number' || v !== vt) throw new Error(`${name}: the teacher's head has ${vt} rows and the student's ${v}; a full-vocabulary divergence needs the same vocabulary rows on both sides`);
+  const chunk = Math.max(1, Math.min(o.chunk ?? 16384, v));
+  const lseT = unsqueeze(teacher.lse ?? chunkedLse(teacher, chunk), -1); // [B, T, 1]
+  const lseS = unsqueeze(student.lse ?? chunkedLse(student, chunk), -1);
+  const term = FULL_DIVERGENCES[name].perOutcome;
+  let sum: Tensor | null = null;
+  for (let c0 = 0; c0 < v; c0 += chunk) {
+    const c1 = Math.min(v, c0 + chunk);
+    const lp = sub(chunkLogits(teacher, c0, c1, v), lseT);
+    const lq = sub(chunkLogits(student, c0, c1, v), lseS);
+    const part = reduceSum(term(lp, lq, o.beta ?? 0.5), -1, false); // [B, T]
+    sum = sum ? add(sum, part) : part;
+  }
+  return sum!;
 }

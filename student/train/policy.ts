@@ -8,6 +8,8 @@
 //   + c · KL_est(log π_T − log π_θ)             distillation, blend mode `loss` (k2 by default)
 //   + c · D(π_T ‖ π_θ) over the teacher's top-k  distillation through the teacher's distribution
 //                                               (divergences.ts: topk_fkl / topk_rkl / topk_jsd)
+//   + c · D(π_T ‖ π_θ) over the whole vocabulary  the same with a local teacher's hidden states and head
+//                                               as inputs, in vocab chunks (full_fkl / full_rkl / full_jsd)
 //   L = Σ_{b,t} ℓ · w,   w from the host-side aggregation (aggregate.ts)
 //
 // Every per-token input is read only where loss_mask = 1: elsewhere it is replaced by a neutral
@@ -16,9 +18,9 @@
 // never differentiated. Metrics are means over the whole batch's completion tokens (through the
 // `batch_tokens` input) or maxima/minima, so they combine exactly over micro-batches.
 
-import { type DType, type Graph, type Tensor, abs, add, and, cast, clip, div, exp, greater, less, minimum, mul, neg, or, reduceMax, sub, sumAll, unsqueeze, where } from '../../engine/index.ts';
+import { type DType, type Graph, type Tensor, abs, add, and, cast, clip, div, exp, greater, less, minimum, mul, neg, or, pad, reduceMax, slice, sub, sumAll, unsqueeze, where } from '../../engine/index.ts';
 import type { MetricSpec } from '../../engine/train/graph.ts';
-import { type TopkDivergenceName, checkTopkDivergence, topkDivergence, topkMass, topkOverlap } from './divergences.ts';
+import { type FullDivergenceName, type TopkDivergenceName, type VocabSide, checkFullDivergence, checkTopkDivergence, fullDivergence, topkDivergence, topkMass, topkOverlap } from './divergences.ts';
 
 export type PolicyLossType = 'ppo' | 'importance_sampling';
 export type KlEstimatorName = 'k1' | 'k2' | 'k3';
@@ -37,7 +39,29 @@ export interface PolicyLossOptions {
    * teacher_logprobs), or with `divergence` over the teacher's top-k ids plus a tail bucket (needs
    * teacher_top_ids / teacher_top_logprobs [B, T, topK] and the student's log-probs at those ids).
    */
-  distill?: { coef: number; estimator?: KlEstimatorName; divergence?: TopkDistill };
+  distill?: { coef: number; estimator?: KlEstimatorName; divergence?: TopkDistill; full?: FullDistill };
+}
+
+/**
+ * A full-vocabulary divergence (divergences.ts): the teacher's final hidden states teacher_hidden
+ * [B, T, Dt] (position-aligned: row t is the state that predicts token t, zero at t = 0), its head
+ * teacher_head [V, Dt] and teacher_inv_temperature [] are inputs; the student's side comes from the
+ * model (StudentVocab). Fused train step only.
+ */
+export interface FullDistill {
+  name: FullDivergenceName;
+  /** β of full_jsd, strictly inside (0, 1). */
+  beta?: number;
+  /** Vocabulary rows per chunk of both passes (default: the model's log-prob chunk, 16384). */
+  chunk?: number;
+}
+
+/** What the model adds for a full-vocabulary divergence: its states before each next token, its head, 1/τ and lse. */
+export interface StudentVocab {
+  hidden: Tensor; // [B, T−1, D]: the state before token t+1 (unaligned: row t predicts token t + 1)
+  head: Tensor; // [V, D]
+  invTemp: Tensor; // []
+  lse?: Tensor; // [B, T−1]
 }
 
 /** A divergence through the teacher's top-k distribution (divergences.ts). */
@@ -65,6 +89,9 @@ export interface PolicyInputs {
   teacherLogprobs?: Tensor; // teacher_logprobs [B, T]
   teacherTopIds?: Tensor; // teacher_top_ids [B, T, K] int64 (top-k divergence)
   teacherTopLogprobs?: Tensor; // teacher_top_logprobs [B, T, K]
+  teacherHidden?: Tensor; // teacher_hidden [B, T, Dt] (full-vocabulary divergence)
+  teacherHead?: Tensor; // teacher_head [V, Dt]
+  teacherInvTemp?: Tensor; // teacher_inv_temperature []
   batchTokens: Tensor; // batch_tokens []: completion tokens in the whole batch (≥ 1), for metric means
 }
 
@@ -122,7 +149,14 @@ export function checkPolicyLossOptions(o: PolicyLossOptions): void {
   for (const [k, v] of [['clipLow', o.clipLow], ['clipHigh', o.clipHigh]] as const)
     if (v !== undefined && !(v >= 0)) throw new LossConfigError(`${k} must be ≥ 0, got ${v}`);
   if (o.refKl) klLoss(o.refKl.estimator ?? 'k3', 'refKl');
-  if (o.distill?.divergence) {
+  if (o.distill?.divergence && o.distill.full) throw new LossConfigError('distill: a top-k divergence and a full-vocabulary one are exclusive; set one');
+  if (o.distill?.full) {
+    try {
+      checkFullDivergence(o.distill.full.name, o.distill.full.beta);
+    } catch (e) {
+      throw new LossConfigError(`distill: ${(e as Error).message}`);
+    }
+  } else if (o.distill?.divergence) {
     const d = o.distill.divergence;
     try {
       checkTopkDivergence(d.name, d.topK, d.beta);
@@ -132,8 +166,10 @@ export function checkPolicyLossOptions(o: PolicyLossOptions): void {
   } else if (o.distill) klLoss(o.distill.estimator ?? 'k2', 'distill');
 }
 
-/** Declare the loss inputs on `g` (ref/teacher only when their term is enabled). */
-export function policyInputs(g: Graph, dtype: DType, o: PolicyLossOptions): PolicyInputs {
+/** Declare the loss inputs on `g` (ref/teacher only when their term is enabled); `vocab` = V for a full-vocabulary divergence. */
+export function policyInputs(g: Graph, dtype: DType, o: PolicyLossOptions, vocab?: number): PolicyInputs {
+  const full = o.distill?.full;
+  if (full && vocab === undefined) throw new LossConfigError(`distill ${full.name}: this train step declares no teacher_hidden / teacher_head inputs (only the fused step computes full-vocabulary divergences)`);
   const bt = (name: string) => g.input(name, ['B', 'T'], dtype);
   return {
     mask: bt('loss_mask'),
@@ -141,7 +177,10 @@ export function policyInputs(g: Graph, dtype: DType, o: PolicyLossOptions): Poli
     advantages: bt('advantages'),
     oldLogprobs: bt('old_logprobs'),
     refLogprobs: o.refKl ? bt('ref_logprobs') : undefined,
-    teacherLogprobs: o.distill && !o.distill.divergence ? bt('teacher_logprobs') : undefined,
+    teacherLogprobs: o.distill && !o.distill.divergence && !full ? bt('teacher_logprobs') : undefined,
+    teacherHidden: full ? g.input('teacher_hidden', ['B', 'T', 'Dt'], dtype) : undefined,
+    teacherHead: full ? g.input('teacher_head', [vocab!, 'Dt'], dtype) : undefined,
+    teacherInvTemp: full ? g.input('teacher_inv_temperature', [], dtype) : undefined,
     teacherTopIds: o.distill?.divergence ? g.input('teacher_top_ids', ['B', 'T', o.distill.divergence.topK], 'int64') : undefined,
     teacherTopLogprobs: o.distill?.divergence ? g.input('teacher_top_logprobs', ['B', 'T', o.distill.divergence.topK], dtype) : undefined,
     batchTokens: g.input('batch_tokens', [], dtype),
@@ -152,7 +191,7 @@ export function policyInputs(g: Graph, dtype: DType, o: PolicyLossOptions): Poli
  * The loss and metrics from the student's log-probs `logp` [B, T] (differentiable); a top-k
  * divergence also needs `topk`, the student's log-probs at the teacher's ids.
  */
-export function policyLoss(logp: Tensor, x: PolicyInputs, o: PolicyLossOptions, topk?: StudentTopk): { loss: Tensor; metrics: Record<string, MetricSpec> } {
+export function policyLoss(logp: Tensor, x: PolicyInputs, o: PolicyLossOptions, topk?: StudentTopk, vocab?: StudentVocab): { loss: Tensor; metrics: Record<string, MetricSpec> } {
   checkPolicyLossOptions(o);
   const surrogate = POLICY_LOSSES[o.type ?? 'ppo'];
   const eps = { low: o.clipLow ?? 0.2, high: o.clipHigh ?? 0.2 };
@@ -177,7 +216,20 @@ export function policyLoss(logp: Tensor, x: PolicyInputs, o: PolicyLossOptions, 
     perToken = add(perToken, mul(k, o.refKl.beta));
     metrics.kl_ref = { value: mean(k), combine: 'sum' };
   }
-  if (o.distill?.divergence) {
+  if (o.distill?.full) {
+    const d = o.distill.full;
+    if (!x.teacherHidden || !x.teacherHead || !x.teacherInvTemp) throw new LossConfigError(`distill ${d.name}: no teacher_hidden / teacher_head / teacher_inv_temperature inputs were declared`);
+    if (!vocab) throw new LossConfigError(`distill ${d.name}: the student's hidden states and head are missing (only the fused train step computes full-vocabulary divergences)`);
+    const t = x.teacherHidden.shape[1]!;
+    // the teacher's states, unaligned like the student's (row t predicts token t + 1); off-mask rows are zeroed first,
+    // so padding (even NaN) becomes a uniform teacher there: finite, then masked out
+    const on3 = unsqueeze(on, -1); // [B, T, 1]
+    const th = slice(where(on3, x.teacherHidden, 0), [1], [t], [1]); // [B, T−1, Dt]
+    const teacher: VocabSide = { hidden: th, head: x.teacherHead, invTemp: x.teacherInvTemp };
+    const k = pad(fullDivergence(d.name, teacher, vocab, { chunk: d.chunk, beta: d.beta }), [0, 1, 0, 0]); // [B, T], 0 at t = 0
+    perToken = add(perToken, mul(masked(k), o.distill.coef));
+    metrics[`distill_${d.name}`] = { value: mean(k), combine: 'sum' };
+  } else if (o.distill?.divergence) {
     const d = o.distill.divergence;
     if (!x.teacherTopLogprobs || !x.teacherTopIds) throw new LossConfigError(`distill ${d.name}: no teacher_top_ids / teacher_top_logprobs inputs were declared`);
     if (!topk) throw new LossConfigError(`distill ${d.name}: the student's log-probs at the teacher's top-k ids are missing (this train step cannot compute them)`);

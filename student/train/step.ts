@@ -55,6 +55,16 @@ export function sftLossOnLogprobs(opts: TrainStepOptions = {}): LogprobObjective
 export function policyObjective(c: ModelConfig, opts: PolicyStepOptions = {}): Objective {
   const lossOpts = opts.loss ?? {};
   checkPolicyLossOptions(lossOpts);
+  const full = lossOpts.distill?.full;
+  if (full) {
+    // a full-vocabulary divergence: the student's states, head and lse meet the teacher's inputs in vocab chunks
+    return (g) => {
+      const lo: PolicyLossOptions = { ...lossOpts, distill: { ...lossOpts.distill!, full: { ...full, chunk: full.chunk ?? opts.chunk } } }; // one chunk size for both sides by default
+      const x = policyInputs(g, dtypeOf(opts), lo, c.vocabSize);
+      const s = studentLogprobs(g, c, opts);
+      return policyLoss(s.logprobs, x, lo, undefined, { hidden: s.prev, head: s.head, invTemp: s.invTemp, lse: s.lse });
+    };
+  }
   const topk = lossOpts.distill?.divergence;
   if (!topk) {
     const loss = policyLossOnLogprobs(opts);
@@ -86,7 +96,8 @@ export function buildSftTrainStep(c: ModelConfig, opts: TrainStepOptions = {}): 
 function studentLogprobs(g: Graph, c: ModelConfig, opts: TrainStepOptions, extra: { at?: Tensor; topK?: number } = {}) {
   const dtype = dtypeOf(opts);
   const p = opts.weights ? opts.weights(g, c, dtype) : declareWeights(g, c, { trainable: true, weightDecay: opts.weightDecay ?? 0, dtype });
-  return alignedLogprobs(c, p, sequenceInputs(g, dtype), { chunk: opts.chunk, ...extra });
+  const x = sequenceInputs(g, dtype);
+  return { ...alignedLogprobs(c, p, x, { chunk: opts.chunk, ...extra }), invTemp: x.invTemp };
 }
 
 const dtypeOf = (o: TrainStepOptions): DType => o.dtype ?? 'float32';

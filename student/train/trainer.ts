@@ -50,6 +50,13 @@ export function chooseTrainStep(c: ModelConfig, kind: TrainStepKind = 'auto'): '
 
 export async function createStudentTrainer(c: ModelConfig, init: ParamValues, o: StudentTrainerOptions): Promise<StepTrainer> {
   const common = { weightDecay: o.weightDecay, adamw: o.adamw, dtype: o.dtype };
+  const full = o.objective === 'policy' ? o.loss?.distill?.full : undefined;
+  if (full && o.lora)
+    throw new Error(`algo.blend.divergence ${full.name}: the LoRA trainer does not compute full-vocabulary divergences (only the fused train step does); train the full student (no student.lora), or use topk_${full.name.slice(5)} with a large algo.blend.topK`);
+  if (full && chooseTrainStep(c, o.kind) === 'layered')
+    throw new Error(
+      `algo.blend.divergence ${full.name}: the layered train step does not compute full-vocabulary divergences (only the fused step does); train.step is "${o.kind ?? 'auto'}"${(o.kind ?? 'auto') === 'auto' ? ` and auto picks layered for this student (${paramCount(c)} parameters, vocabulary ${c.vocabSize}; layered from ${LAYERED_FROM_PARAMS} or ${LAYERED_FROM_VOCAB})` : ''}: set train.step fused if the fused step fits in memory, or use topk_${full.name.slice(5)} with a large algo.blend.topK`,
+    );
   if (o.lora) return LoraTrainer.create(c, o.lora.base, o.lora.spec, init, { objective: o.objective, loss: o.loss, weightDecay: o.weightDecay, adamw: o.adamw, runtime: o.runtime });
   if (chooseTrainStep(c, o.kind) === 'layered') {
     const objective = o.objective === 'policy' ? policyLossOnLogprobs({ ...common, loss: o.loss }) : sftLossOnLogprobs(common);
