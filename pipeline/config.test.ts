@@ -174,6 +174,7 @@ const RULE_CASES: { rule: string; patch: Record<string, unknown>; problem: RegEx
   { rule: 'blend modes get', patch: { algo: { blend: { mode: 'masked' } } }, problem: /^algo\.blend\.rewardThreshold: blend mode "masked" needs algo\.blend\.rewardThreshold/ },
   { rule: 'blend modes get', patch: { algo: { blend: { mode: 'loss', distillCoef: 0.1, distillEstimator: 'k1' } } }, problem: /^algo\.blend\.distillEstimator: k1 as a loss has zero expected gradient/ },
   { rule: 'a top-k divergence only', patch: { algo: { blend: { divergence: 'topk_fkl' } } }, problem: /^algo\.blend\.divergence: divergence "topk_fkl" is a distillation loss: it needs algo\.blend\.mode loss/ },
+  { rule: 'a full-vocabulary divergence needs', patch: { algo: { blend: { mode: 'loss', distillCoef: 1, divergence: 'full_fkl' } }, train: { step: 'layered' } }, problem: /^train\.step: divergence "full_fkl" recomputes the teacher's full distribution.*set train\.step fused/ },
   { rule: 'a teacher exists', patch: { teachers: [] }, problem: /^teachers: blend mode "additive" scores rollouts with a teacher, but teachers is empty; .*grpo/ },
   { rule: 'a teacher exists', patch: { teachers: [{ kind: 'local', path: 'a' }, { kind: 'local', path: 'b' }] }, problem: /^teachers\[1\]\.id: "teacher" is already the id of another teacher/ },
   { rule: 'routing names', patch: { routing: { byTag: { add: 'tutor' } } }, problem: /^routing\.byTag\.add: "tutor" is not a defined teacher; teacher ids: teacher$/ },

@@ -140,6 +140,14 @@ export function teacherRoutes(c: RunConfig): TeacherRoutes {
 }
 
 /** The PolicyLossOptions of student/train/policy.ts (the distillation term only in blend mode loss). */
+/** algo.blend.divergence as loss options: a top-k divergence, a full-vocabulary one, or none (sampled). */
+function divergenceOf(b: RunConfig['algo']['blend']): Pick<NonNullable<PolicyLossOptions['distill']>, 'divergence' | 'full'> {
+  const d = b.divergence;
+  if (d === 'sampled') return {};
+  if (d === 'full_fkl' || d === 'full_rkl' || d === 'full_jsd') return { full: { name: d, beta: b.jsdBeta } };
+  return { divergence: { name: d, topK: b.topK, beta: b.jsdBeta } };
+}
+
 export function policyLossOptions(c: RunConfig): PolicyLossOptions {
   const { type, clipLow, clipHigh, refKl } = c.loss;
   const b = c.algo.blend;
@@ -148,6 +156,6 @@ export function policyLossOptions(c: RunConfig): PolicyLossOptions {
     clipLow,
     clipHigh,
     ...(refKl ? { refKl: { beta: refKl.beta, estimator: refKl.estimator } } : {}),
-    ...(b.mode === 'loss' && c.algo.objective !== 'sft_teacher' ? { distill: { coef: b.distillCoef!, estimator: b.distillEstimator, ...(b.divergence !== 'sampled' ? { divergence: { name: b.divergence, topK: b.topK, beta: b.jsdBeta } } : {}) } } : {}),
+    ...(b.mode === 'loss' && c.algo.objective !== 'sft_teacher' ? { distill: { coef: b.distillCoef!, estimator: b.distillEstimator, ...divergenceOf(b) } } : {}),
   };
 }

@@ -142,6 +142,8 @@ export async function buildJob(c: RunConfig, runDir: string | RunDir, o: { log?:
   const specs = c.teachers.map((t) => (topK && t.kind === 'local' ? { ...t, topK } : t));
   // sft_teacher samples with the teacher's own weights in-process and scores nothing
   const teacherSampler = c.algo.objective === 'sft_teacher' ? await loadSamplingTeacher(c, tokenizer) : undefined;
+  // a full-vocabulary divergence recomputes the teacher's distribution from its weights at train time
+  const fullTeacher = policyLossOptions(c).distill?.full ? await loadFullTeacher(c, tokenizer, student.config.vocabSize) : undefined;
   const teachers = await openTeachers(c.algo.blend.mode === 'grpo' || teacherSampler ? [] : specs, {
     threads: c.runtime.threads, device: c.runtime.device, defaultTokenizer: sdir, cacheDir: join(c.run.outDir, 'score-cache'), routing: c.routing, warn: (m) => log.warn(m),
   });
@@ -177,6 +179,7 @@ export async function buildJob(c: RunConfig, runDir: string | RunDir, o: { log?:
         : undefined,
       settings: settingsOf(c),
       ...(teacherSampler ? { teacherSampler } : {}),
+      ...(fullTeacher ? { fullTeacher } : {}),
     };
     const persist = { checkpointEvery: c.run.checkpointEvery, keepLast: c.run.keepCheckpoints, tokenizerFrom: sdir };
     return { config: c, run, studentDir: sdir, student, tokenizer, lora, teachers, data, score, opd, persist, close: () => teachers.close() };
@@ -198,6 +201,21 @@ async function loadSamplingTeacher(c: RunConfig, studentTok: Tok): Promise<NonNu
   if (tok.fingerprint() !== studentTok.fingerprint())
     throw new Error(`algo.objective sft_teacher: teacher "${t.id}" (${t.path}) has another tokenizer than the student; the student trains on the teacher's token ids, so both must share one tokenizer`);
   return { config: model.config, weights: model.weights };
+}
+
+/** algo.blend.divergence full_*: the distilling teacher's model, loaded in the trainer's process (teacher/full-vocab.ts). */
+async function loadFullTeacher(c: RunConfig, studentTok: Tok, vocabRows: number): Promise<NonNullable<OpdJob['fullTeacher']>> {
+  const d = c.algo.blend.divergence;
+  const id = c.routing.defaultTeacher ?? c.teachers[0]?.id;
+  const t = c.teachers.find((x) => x.id === id);
+  // the config rules refuse HTTP and ONNX teachers at the field; this is what remains to check with the files
+  if (!t || t.kind !== 'local' || t.path.endsWith('.onnx')) throw new Error(`algo.blend.divergence ${d}: needs a local teacher with a Hugging Face model directory; teacher "${id ?? ''}" is not one`);
+  const [model, tok] = await Promise.all([loadModelDir(t.path), loadTokenizer(t.tokenizer ?? t.path)]);
+  if (tok.fingerprint() !== studentTok.fingerprint())
+    throw new Error(`algo.blend.divergence ${d}: teacher "${t.id}" (${t.path}) has another tokenizer than the student; a full-vocabulary divergence compares the two distributions id by id, so both must share one tokenizer (use divergence sampled, which scores through the aligned path)`);
+  if (model.config.vocabSize !== vocabRows)
+    throw new Error(`algo.blend.divergence ${d}: teacher "${t.id}" (${t.path}) has ${model.config.vocabSize} vocabulary rows and the student ${vocabRows}; a full-vocabulary divergence needs the same rows on both sides (use a topk_* divergence)`);
+  return { config: model.config, weights: model.weights, temperature: t.temperature };
 }
 
 /** What a finished (or stopped) run reports; also written to <run>/summary.json when it finishes. */

@@ -38,6 +38,7 @@ import type { PolicyLossOptions } from '../../student/train/policy.ts';
 import { buildPolicyTrainStep, packPolicyBatch, packSftBatch, splitMicroBatches } from '../../student/train/step.ts';
 import { weightFeeds } from '../../student/model/runner.ts';
 import type { Teacher } from '../../teacher/types.ts';
+import { TeacherStates, withTeacherFeeds } from '../../teacher/full-vocab.ts';
 import { type LrScheduleKind, lrAt } from '../algo/schedule.ts';
 import { type LambdaSchedule, lambdaAt } from '../algo/teacher.ts';
 import { type AdvantageSettings, advantageStep } from './advantage-step.ts';
@@ -109,6 +110,8 @@ export interface OpdJob {
   remoteSampler?: (weights: WeightSource, step: number) => SampleSlice;
   /** Objective sft_teacher: the teacher model that samples the rollouts (same tokenizer as the student). */
   teacherSampler?: { config: ModelConfig; weights: Weights };
+  /** A full-vocabulary divergence (loss.distill.full): the teacher's model, run in this process at train time (teacher/full-vocab.ts). */
+  fullTeacher?: { config: ModelConfig; weights: Weights; temperature: number };
 }
 
 /**
@@ -169,6 +172,8 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
     lora,
     runtime: s.runtime,
   });
+  if (s.loss.distill?.full && !job.fullTeacher) throw new Error(`divergence ${s.loss.distill.full.name} needs job.fullTeacher, the teacher model whose states the train step reads`);
+  const teacherStates = s.loss.distill?.full && job.fullTeacher ? await TeacherStates.create(job.fullTeacher, { temperature: job.fullTeacher.temperature, runtime: s.runtime }) : undefined;
   const generator = await Generator.create(c, () => trainer.paramViews(), { ...s.runtime, ...loraModel(lora) });
   // one-step-stale: a second generator reads a copy of the weights taken before each update
   let snapshot: ReturnType<StepTrainer['paramViews']> = {};
@@ -218,7 +223,7 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
     if (!skipReason) {
       const lr = lrAt({ lr: s.lr, warmupSteps: s.warmupSteps, kind: s.lrSchedule ?? 'constant' }, step, s.steps);
       // the train graph takes sampled-token teacher log-probs only for the k2/k3 distillation loss, the top-k for a top-k divergence
-      const r = sftTeacher ? await trainSft(trainer, p.adv.rollouts, s, padId, lr) : await trainEpochs(trainer, p.adv.rollouts, s, { padId, lr, distill: p.adv.distillCoef > 0 && !topK, topK, vocabRows: c.vocabSize });
+      const r = sftTeacher ? await trainSft(trainer, p.adv.rollouts, s, padId, lr) : await trainEpochs(trainer, p.adv.rollouts, s, { padId, lr, distill: p.adv.distillCoef > 0 && !topK && !teacherStates, topK, vocabRows: c.vocabSize, teacherStates });
       train = { ...r.metrics, lr, updates: r.updates };
       if (r.skipped) skipReason = 'non-finite loss or gradient';
     }
@@ -261,6 +266,7 @@ export async function runOpd(job: OpdJob, hooks: OpdHooks = {}): Promise<{ train
       await generator.release();
       await teacherGenerator?.release();
       await staleGenerator?.release();
+      await teacherStates?.release();
       await trainer.release();
     },
   };
@@ -320,7 +326,7 @@ async function trainSft(trainer: StepTrainer, rollouts: readonly RolloutRow[], s
 }
 
 /** μ epochs over the step's rollouts, each split into `minibatches` optimizer updates (by group). */
-async function trainEpochs(trainer: StepTrainer, rollouts: readonly RolloutRow[], s: OpdSettings, { padId, lr, distill, topK, vocabRows }: { padId: number; lr: number; distill: boolean; topK?: number; vocabRows: number }) {
+async function trainEpochs(trainer: StepTrainer, rollouts: readonly RolloutRow[], s: OpdSettings, { padId, lr, distill, topK, vocabRows, teacherStates }: { padId: number; lr: number; distill: boolean; topK?: number; vocabRows: number; teacherStates?: TeacherStates }) {
   const perGroup = s.sampling.groupSize;
   const groups = rollouts.length / perGroup;
   const size = Math.ceil(groups / s.minibatches) * perGroup;
@@ -331,7 +337,11 @@ async function trainEpochs(trainer: StepTrainer, rollouts: readonly RolloutRow[]
     for (let at = 0; at < rollouts.length; at += size) {
       const mb = rollouts.slice(at, at + size);
       const feeds = packPolicyBatch(mb, { padId, aggregation: s.aggregation, maxCompletionLen: s.maxCompletionLen, temperature: s.sampling.temperature || 1, maskTruncated: s.maskTruncated, distill, topK, vocabRows });
-      const r = await trainer.step(s.microBatches > 1 ? splitMicroBatches(feeds, s.microBatches) : feeds, lr);
+      // a full-vocabulary divergence: the teacher's states on these very sequences (cut with the rows), its head shared
+      const tf = teacherStates ? await teacherStates.feeds(feeds) : undefined;
+      if (tf) feeds.teacher_hidden = tf.teacher_hidden!;
+      const parts = s.microBatches > 1 ? splitMicroBatches(feeds, s.microBatches) : feeds;
+      const r = await trainer.step(tf ? withTeacherFeeds(parts, tf) : parts, lr);
       if (updates === 0) metrics = r.metrics; // the first update is on-policy: its ratio/clip stats are the step's
       skipped ||= r.skipped;
       updates++;

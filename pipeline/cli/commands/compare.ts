@@ -14,7 +14,8 @@
 // Modes that need a setting the config may leave unset get a stated default: loss →
 // algo.blend.distillCoef = 1; masked → algo.blend.rewardThreshold = 1 (teacher term only on
 // rollouts with reward < 1, i.e. the wrong ones under a 0/1 reward). The top-k divergences are
-// blend mode loss with algo.blend.divergence set: topk_fkl, topk_rkl, topk_jsd.
+// blend mode loss with algo.blend.divergence set: topk_fkl, topk_rkl, topk_jsd; so are the full-vocabulary
+// ones, full_fkl, full_rkl, full_jsd (a local teacher with the student's tokenizer, fused train step).
 //
 // sft-teacher is the off-policy baseline (algo.objective sft_teacher): the teacher samples G
 // completions of each step's prompts and the student is SFT'd on them. It runs at matched student
@@ -36,12 +37,12 @@ import { type Command, UsageError } from '../command.ts';
 import { guardStartup, thisCommand } from '../startup-signals.ts';
 import type { RunSummary } from '../../job.ts';
 
-const MODES = ['grpo', 'replace', 'additive', 'loss', 'masked', 'topk_fkl', 'topk_rkl', 'topk_jsd', 'sft-teacher'] as const;
+const MODES = ['grpo', 'replace', 'additive', 'loss', 'masked', 'topk_fkl', 'topk_rkl', 'topk_jsd', 'full_fkl', 'full_rkl', 'full_jsd', 'sft-teacher'] as const;
 
 /** The overrides that turn the base config into a mode's run (besides seed, name and output directory). */
 function modeOverrides(mode: string, base: RunConfig): string[] {
   if (mode === 'sft-teacher') return ['algo.objective=sft_teacher', `run.steps=${Math.round((base.run.steps * 8) / 6)}`];
-  if (mode.startsWith('topk_')) return ['algo.blend.mode=loss', `algo.blend.divergence=${mode}`];
+  if (mode.startsWith('topk_') || mode.startsWith('full_')) return ['algo.blend.mode=loss', `algo.blend.divergence=${mode}`];
   return [`algo.blend.mode=${mode}`];
 }
 
@@ -65,7 +66,7 @@ function computeModel(c: RunConfig, runDir: string): ComputeModel | undefined {
 export const compare: Command = {
   name: 'compare',
   summary: 'run a config once per blend mode and seed; table and plots of held-out accuracy (mean ± std over seeds)',
-  usage: 'compare CONFIG.json [--modes grpo,replace,additive[,loss,masked,topk_fkl,topk_rkl,topk_jsd,sft-teacher]] [--seeds 3] [--set path=value ...] [--out DIR] [--at 250,500,1000]',
+  usage: 'compare CONFIG.json [--modes grpo,replace,additive[,loss,masked,topk_fkl,topk_rkl,topk_jsd,full_fkl,full_rkl,full_jsd,sft-teacher]] [--seeds 3] [--set path=value ...] [--out DIR] [--at 250,500,1000]',
   options: { modes: { type: 'string' }, seeds: { type: 'string' }, set: { type: 'string', multiple: true }, out: { type: 'string' }, at: { type: 'string' } },
   positionals: 1,
   async run({ values, positionals }) {
