@@ -41,3 +41,22 @@ export function redisOptions(url: string, env: NodeJS.ProcessEnv = process.env):
 
 /** The URL without its password, for logs and errors. */
 export const redactUrl = (url: string) => url.replace(/\/\/([^@/]*):[^@/]*@/, '//$1:***@');
+
+/**
+ * Connect once, without retrying, and PING: a wrong address, password or TLS setting is an error
+ * at start-up naming the URL, instead of the silent retrying a running queue does.
+ */
+export async function checkRedis(url: string, conn: RedisOptions = redisOptions(url)): Promise<void> {
+  const { default: IORedis } = await import('ioredis');
+  const client = new IORedis({ ...conn, maxRetriesPerRequest: 0, enableOfflineQueue: true, retryStrategy: () => null, lazyConnect: true, connectTimeout: 10_000 });
+  let last: Error | undefined;
+  client.on('error', (e: Error) => (last = e));
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (e) {
+    throw new Error(`--queue ${redactUrl(url)}: ${(last ?? (e as Error)).message}; check the address, the password (redis://:PASSWORD@HOST:PORT) and TLS (rediss://)`);
+  } finally {
+    client.disconnect();
+  }
+}

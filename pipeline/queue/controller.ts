@@ -29,7 +29,7 @@ import { keepAlignment } from '../../teacher/aligned.ts';
 import type { TeacherSpec } from '../../teacher/open.ts';
 import type { Teacher, TeacherIdentity, TeacherRequest } from '../../teacher/types.ts';
 import type { SampleSlice } from '../recipes/rollout-step.ts';
-import { type RedisOptions, redactUrl, redisOptions } from './connection.ts';
+import { type RedisOptions, checkRedis, redactUrl, redisOptions } from './connection.ts';
 import { type PublisherOptions, WeightsPublisher } from './weights.ts';
 import { type JobData, type JobResult, ROLLOUT_QUEUE, type RolloutJobData, type TeacherJobData, jobId, readCompletions, readScores, teacherQueue } from './wire.ts';
 
@@ -75,6 +75,7 @@ export class QueueController {
   ) {}
 
   static async open(o: ControllerOptions): Promise<QueueController> {
+    await checkRedis(o.url);
     const c = new QueueController(o, redisOptions(o.url), await WeightsPublisher.open(o.publish));
     await c.queue(ROLLOUT_QUEUE);
     for (const t of o.teachers) await c.queue(teacherQueue(t.id));

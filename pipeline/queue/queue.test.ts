@@ -19,6 +19,7 @@ import { runPersisted } from '../recipes/persisted.ts';
 import { TINY_SETTINGS, tinyJob, tinyModels } from '../recipes/tiny-job.ts';
 import type { LoraSpec } from '../../student/model/lora.ts';
 import { prepareLoraStudent } from '../recipes/lora.ts';
+import { checkRedis } from './connection.ts';
 import { queueJob } from './controller.ts';
 import { type LocalRedis, type WorkerProc, hasRedis, spawnWorker, startRedis } from './redis-server.ts';
 
@@ -156,6 +157,27 @@ test('a LoRA run: only the adapters travel, workers read the frozen base from th
     assert.deepEqual(b, a);
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
+  }
+});
+
+test('a Redis that requires a password: the password in the URL reaches controller and workers, same bytes', { skip, timeout: 300_000 }, async () => {
+  const ref = await referenceBytes();
+  const locked = await startRedis({ password: 'p@ss word' });
+  let w: WorkerProc | undefined;
+  try {
+    w = await worker(locked.url);
+    assert.match(locked.url, /^redis:\/\/:p%40ss%20word@127\.0\.0\.1:\d+$/);
+    // a wrong or missing password is an error at start-up naming the URL (without the password), not a hang
+    const bad = locked.url.replace('p%40ss%20word', 'nope');
+    await assert.rejects(checkRedis(bad), /--queue redis:\/\/:\*\*\*@127\.0\.0\.1:\d+: WRONGPASS.*check the address, the password/);
+    await assert.rejects(checkRedis(`redis://127.0.0.1:${locked.port}`), /NOAUTH/);
+    const dir = newRun();
+    await run(dir, locked.url);
+    assert.deepEqual(runBytes(dir, SETTINGS.steps), ref);
+    assert.ok(jobsDone(w) > 0, 'the worker authenticated and ran jobs');
+  } finally {
+    await w?.stop();
+    await locked.stop();
   }
 });
 

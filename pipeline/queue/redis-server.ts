@@ -28,12 +28,13 @@ export interface LocalRedis {
   stop(): Promise<void>;
 }
 
-export async function startRedis(): Promise<LocalRedis> {
+/** With `password`, the server requires it (requirepass) and `url` carries it. */
+export async function startRedis(o: { password?: string } = {}): Promise<LocalRedis> {
   const dir = mkdtempSync(join(tmpdir(), 'opd-redis-'));
   const port = await freePort();
   let proc: ChildProcess;
   const launch = async () => {
-    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...(o.password ? ['--requirepass', o.password] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
     await new Promise<void>((ok, fail) => {
       let out = '';
       proc.stdout!.on('data', (b: Buffer) => {
@@ -52,7 +53,7 @@ export async function startRedis(): Promise<LocalRedis> {
   };
   await launch();
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `redis://${o.password ? `:${encodeURIComponent(o.password)}@` : ''}127.0.0.1:${port}`,
     port,
     restart: async () => {
       await kill('SIGKILL');

@@ -24,7 +24,7 @@ import { BASE_FILE, type FrozenBase } from '../../student/model/frozen.ts';
 import type { LoraSpec } from '../../student/model/lora.ts';
 import { loraModel } from '../../student/train/trainer.ts';
 import { type OpenedTeacher, openTeacher } from '../../teacher/open.ts';
-import { type RedisOptions, redactUrl, redisOptions } from './connection.ts';
+import { checkRedis, redactUrl, redisOptions } from './connection.ts';
 import { TEACHER_IDS_KEY } from './controller.ts';
 import { WeightsCache } from './weights.ts';
 import { type JobData, type JobResult, ROLLOUT_QUEUE, type RolloutJobData, type TeacherJobData, completionsResult, scoresResult, teacherQueue } from './wire.ts';
@@ -53,6 +53,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   const roles = o.roles?.length ? o.roles : ['rollout', 'teacher'];
   for (const r of roles)
     if (r !== 'rollout' && r !== 'teacher' && !/^teacher:[\w.-]+$/.test(r)) throw new Error(`--roles ${roles.join(',')}: "${r}" is not rollout, teacher or teacher:ID`);
+  await checkRedis(o.url, conn);
   const lockMs = o.lockMs ?? (Number(process.env.OPD_QUEUE_LOCK_MS) || 30_000);
   const log = o.log ?? (() => {});
   const weights = new WeightsCache();
