@@ -164,6 +164,7 @@ test('through the tiny model: every parameter\'s gradient with full_jsd matches 
   const poisoned = Float64Array.from(feeds.teacher_hidden!.data as Float64Array, (x, i) => (mask[Math.floor(i / dt)] ? x : NaN));
   const p = await evaluate(s, { ...feeds, ...weightFeeds64(C, w), teacher_hidden: hostTensor('float64', feeds.teacher_hidden!.dims as number[], poisoned) });
   assert.equal(p.loss, base.loss, 'NaN teacher states off the completion do not reach the loss');
+  for (const name of s.params) assert.ok(p.grads[name]!.every((g, i) => g === base.grads[name]![i]), `NaN teacher states off the completion do not reach d.${name}`);
   await s.session.release();
 });
 
