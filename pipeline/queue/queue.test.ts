@@ -50,11 +50,23 @@ function runBytes(dir: string, step: number) {
 }
 
 /** The tiny job in `dir`, in-process or as the controller of `queue`; `onStep` sees each step. */
-async function run(dir: string, queue?: string, onStep?: (rec: StepRecord) => Promise<void> | void, lora?: LoraSpec) {
+async function run(dir: string, queue?: string, onStep?: (rec: StepRecord) => Promise<void> | void, lora?: LoraSpec, crashInStep2?: Promise<void>) {
   const { job, close, tokenizerFrom } = await tinyJob(models, SETTINGS);
   const dirs = await tinyModels(models);
   if (lora) job.student = { ...job.student, lora: await prepareLoraStudent(dir, { dir: dirs.student, config: job.student.config, weights: job.student.weights }, lora, 0) };
   const ctl = queue ? await queueJob(job, [{ id: 't', spec: { id: 't', kind: 'local', path: dirs.teacher }, teacher: job.teacher! }], { url: queue }) : null;
+  if (crashInStep2) {
+    // the controller dies while step 2's rollout jobs are queued or running: they stay in Redis
+    const real = job.remoteSampler!;
+    job.remoteSampler = (w, step) => {
+      const sample = real(w, step);
+      return step !== 2 ? sample : async (...a) => {
+        sample(...a).catch(() => {});
+        await crashInStep2;
+        throw new Error('controller crashed');
+      };
+    };
+  }
   await mkdir(dir, { recursive: true });
   try {
     const r = await runPersisted(await openRunDir(dir), job, { checkpointEvery: 1, keepLast: 5, tokenizerFrom, onStep: (rec) => onStep?.(rec) });
@@ -137,6 +149,24 @@ test('Redis killed and restarted empty mid-run: the controller adds the lost job
     await midStep2;
     assert.equal(restarted, 1, 'Redis was restarted while step 2 ran');
     assert.deepEqual(runBytes(dir, SETTINGS.steps), ref);
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+  }
+});
+
+test('a controller restarted mid-step resumes from its checkpoint and reads the jobs it had added, same bytes', { skip, timeout: 300_000 }, async () => {
+  const ref = await referenceBytes();
+  await redis.restart();
+  const workers = await Promise.all([0, 1].map(() => spawnWorker(redis.url, { OPD_QUEUE_LOCK_MS: String(LOCK_MS), OPD_WORKER_TEST_STALL_MS: '1000' })));
+  try {
+    const dir = newRun();
+    const step2 = Promise.race(workers.map((w) => w.when(/^job rollout-2-\S+ active$/)));
+    await assert.rejects(run(dir, redis.url, undefined, undefined, step2), /controller crashed/);
+    assert.ok(existsSync(join(dir, 'checkpoints', 'step-000001')) && !existsSync(join(dir, 'checkpoints', 'step-000002')), 'the first controller died in step 2');
+    await run(dir, redis.url);
+    assert.deepEqual(runBytes(dir, SETTINGS.steps), ref);
+    const step2Ids = new Set(workers.flatMap((w) => w.log.flatMap((l) => /^job (rollout-2-\S+) active$/.exec(l)?.[1] ?? [])));
+    assert.equal(step2Ids.size, 4, 'both controllers added the same 4 rollout jobs of step 2 (one per slice), not new ones');
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
   }
