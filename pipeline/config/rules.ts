@@ -74,7 +74,7 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    about: 'a full-vocabulary divergence needs one local teacher with a model directory, the fused train step and a full student',
+    about: 'a full-vocabulary divergence needs one local teacher with a model directory and a full (not LoRA) student',
     check(c, report) {
       const d = c.algo.blend.divergence;
       if (!d.startsWith('full_') || c.algo.blend.mode !== 'loss') return;
@@ -85,7 +85,6 @@ export const RULES: readonly Rule[] = [
       if (t?.kind === 'http') report(['teachers', i, 'kind'], `${why}, but teacher "${t.id}" is an HTTP server; use a local teacher (kind local, path a Hugging Face model directory), or a topk_* divergence`);
       else if (t?.kind === 'local' && t.path.endsWith('.onnx')) report(['teachers', i, 'path'], `${why}, but teacher "${t.id}" is an ONNX file; give the Hugging Face model directory, or use a topk_* divergence`);
       if (Object.keys(c.routing.byTag).length > 0) report(['routing', 'byTag'], `${why}: one teacher (routing.defaultTeacher, else the first) distils every prompt; routing by tag is not supported with it`);
-      if (c.train.step === 'layered') report(['train', 'step'], `${why}: only the fused train step computes it; set train.step fused (or auto for a small student), or use a topk_* divergence`);
       if (typeof c.student === 'object' && 'lora' in c.student && c.student.lora) report(['student', 'lora'], `${why}: the LoRA trainer does not compute it; train the full student, or use a topk_* divergence`);
     },
   },

@@ -47,7 +47,7 @@ const BlendSection = z
     divergence: z
       .enum(['sampled', 'topk_fkl', 'topk_rkl', 'topk_jsd', 'full_fkl', 'full_rkl', 'full_jsd'])
       .default('sampled')
-      .describe("Distillation loss of mode loss: sampled (distillEstimator on the sampled token), through the teacher's top-k with a tail bucket: topk_fkl KL(π_T‖π_θ), topk_rkl KL(π_θ‖π_T), topk_jsd JSD(jsdBeta), or over the whole vocabulary in vocab chunks: full_fkl, full_rkl, full_jsd (a local teacher with a Hugging Face model directory and the student's tokenizer, recomputed in the trainer's process; fused train step only) (docs/algorithms.md §5)"),
+      .describe("Distillation loss of mode loss: sampled (distillEstimator on the sampled token), through the teacher's top-k with a tail bucket: topk_fkl KL(π_T‖π_θ), topk_rkl KL(π_θ‖π_T), topk_jsd JSD(jsdBeta), or over the whole vocabulary in vocab chunks: full_fkl, full_rkl, full_jsd (a local teacher with a Hugging Face model directory and the student's tokenizer, recomputed in the trainer's process; fused or layered train step, not LoRA) (docs/algorithms.md §5)"),
     topK: count(1).default(20).describe("k: teacher alternatives per completion token asked for and stored when divergence is topk_* (count)"),
     jsdBeta: z.number().gt(0).lt(1).default(0.5).describe('β of topk_jsd and full_jsd: m = β π_T + (1 − β) π_θ (unitless, strictly between 0 and 1; β → 0 is the forward KL, β → 1 the reverse)'),
     rewardThreshold: z.number().optional().describe('Mode masked: the teacher term applies only to rollouts with reward < this (reward units)'),

@@ -81,7 +81,7 @@ test('tiny job with full_fkl: step 1\'s metric = KL(π_T‖π_θ) from both mode
   assert.ok(Math.abs((mm[0]!.distill_full_fkl as number) - got) <= 1e-5 * Math.max(1, got), `micro-batched step 1 ${mm[0]!.distill_full_fkl} vs ${got}`);
 });
 
-test('config: full_* reaches the loss options; an HTTP or ONNX teacher, routing by tag, train.step layered and a LoRA student are refused at the field', () => {
+test('config: full_* reaches the loss options (fused or layered); an HTTP or ONNX teacher, routing by tag and a LoRA student are refused at the field', () => {
   const cfg = (o: { blend?: Record<string, unknown>; train?: Record<string, unknown>; teachers?: unknown[]; routing?: unknown; student?: unknown } = {}) => ({
     student: o.student ?? 'models/s',
     teachers: o.teachers ?? [{ kind: 'local', path: 'models/t' }],
@@ -93,7 +93,7 @@ test('config: full_* reaches the loss options; an HTTP or ONNX teacher, routing 
   assert.deepEqual(policyLossOptions(parseRunConfig(cfg(), 'c.json')).distill, { coef: 0.5, estimator: 'k2', full: { name: 'full_jsd', beta: 0.3 } });
   assert.throws(() => parseRunConfig(cfg({ teachers: [{ kind: 'http', url: 'http://h:1', servedModel: 'm' }] }), 'c.json'), /teachers\[0\]\.kind.*HTTP server.*local teacher/s);
   assert.throws(() => parseRunConfig(cfg({ teachers: [{ kind: 'local', path: 'models/t.onnx', tokenizer: 'models/tok' }] }), 'c.json'), /teachers\[0\]\.path.*ONNX file/s);
-  assert.throws(() => parseRunConfig(cfg({ train: { step: 'layered' } }), 'c.json'), /train\.step.*only the fused train step/s);
+  assert.equal(policyLossOptions(parseRunConfig(cfg({ train: { step: 'layered' } }), 'c.json')).distill?.full?.name, 'full_jsd', 'the layered step computes it too');
   assert.throws(() => parseRunConfig(cfg({ student: { path: 'models/s', lora: { rank: 4 } } }), 'c.json'), /student\.lora.*LoRA trainer/s);
   assert.throws(
     () => parseRunConfig(cfg({ teachers: [{ id: 'a', kind: 'local', path: 'models/a' }, { id: 'b', kind: 'local', path: 'models/b' }], routing: { byTag: { x: 'b' }, defaultTeacher: 'a' } }), 'c.json'),

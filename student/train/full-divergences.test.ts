@@ -17,6 +17,10 @@ import { LossConfigError, type PolicyLossOptions, checkPolicyLossOptions } from 
 import { type Weights64, TINY, asF32, evaluate, lossAndGrads, maxRelDiff, randomRollouts, tinyWeights, weightFeeds64 } from './fixtures.ts';
 import { policyObjective } from './step.ts';
 import { createStudentTrainer } from './trainer.ts';
+import { Trainer } from '../../engine/train/trainer.ts';
+import { buildPolicyTrainStep, policyLossOnFullD, policyLossOnLogprobs } from './step.ts';
+import { LayeredTrainer } from './layered.ts';
+import { parseConfig } from '../model/config.ts';
 import { TeacherStates } from '../../teacher/full-vocab.ts';
 import { tensorShapes } from '../model/config.ts';
 
@@ -207,12 +211,39 @@ test('micro-batches: teacher_hidden is cut with the rows, the head and 1/τ_T ar
   await s.session.release();
 });
 
-test('full divergences: β outside (0, 1) and a top-k + full pair are refused; the layered and LoRA trainers refuse at start naming algo.blend.divergence', async () => {
+test('full divergences: β outside (0, 1) and a top-k + full pair are refused; the LoRA trainer refuses at start naming algo.blend.divergence', async () => {
   for (const beta of [0, 1, undefined])
     assert.throws(() => checkPolicyLossOptions(fullOpts('full_jsd', 1, beta)), (e: Error) => e instanceof LossConfigError && /full_jsd: β must lie strictly between 0 and 1/.test(e.message));
   assert.throws(() => checkPolicyLossOptions({ distill: { coef: 1, full: { name: 'full_kl' as never } } }), /unknown divergence "full_kl"/);
   assert.throws(() => checkPolicyLossOptions({ distill: { coef: 1, full: { name: 'full_fkl' }, divergence: { name: 'topk_fkl', topK: 2 } } }), /exclusive/);
   const init = asF32(tinyWeights(C, 1));
-  await assert.rejects(createStudentTrainer(C, init, { objective: 'policy', loss: fullOpts('full_fkl'), kind: 'layered' }), /algo\.blend\.divergence full_fkl: the layered train step does not compute full-vocabulary divergences.*train\.step is "layered".*set train\.step fused/s);
   await assert.rejects(createStudentTrainer(C, init, { objective: 'policy', loss: fullOpts('full_rkl'), lora: { spec: {} as never, base: {} as never } }), /algo\.blend\.divergence full_rkl: the LoRA trainer does not compute full-vocabulary divergences/);
 });
+
+for (const [family, name] of [['qwen2', 'full_jsd'], ['llama', 'full_rkl'], ['qwen3', 'full_fkl']] as const) {
+  test(`layered step with ${name} = fused step (${family}, float64, 3 steps, a vocab chunk that does not divide V, micro-batches on the layered side)`, async () => {
+    const c = TINY[family]!;
+    const o = { dtype: 'float64' as const, weightDecay: 0.01, adamw: { maxGradNorm: 1 }, loss: { type: 'ppo' as const, refKl: { beta: 0.05 }, distill: { coef: 0.7, full: { name, beta: 0.3 } } } };
+    const fused = await Trainer.create(buildPolicyTrainStep(c, o), tinyWeights(c, 3), { threads: 1, optimization: 'basic' });
+    const layered = await LayeredTrainer.create(c, policyLossOnLogprobs(o), tinyWeights(c, 3), { ...o, vocabChunk: 128, optimizerChunk: 1000, full: { name, beta: 0.3, objective: policyLossOnFullD(o) }, runtime: { threads: 1, optimization: 'basic' } });
+    // a teacher of another width (D_T = 48, one layer) with the student's vocabulary
+    const tc = parseConfig({ architectures: ['Qwen2ForCausalLM'], vocab_size: c.vocabSize, hidden_size: 48, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, tie_word_embeddings: false, initializer_range: 0.2 });
+    const teacher = await TeacherStates.create({ config: tc, weights: new Map(Object.entries(asF32(tinyWeights(tc, 9)))) }, { temperature: 1.1, runtime: { threads: 1 } });
+    for (let step = 0; step < 3; step++) {
+      const rollouts = randomRollouts(70 + step, 6, 5).map((r) => ({ ...r, teacherLogprobs: undefined }));
+      const batch = packPolicyBatch(rollouts, { padId: 0, dtype: 'float64', aggregation: 'seq_mean_token_mean', temperature: 0.8, distill: false });
+      const tf = await teacher.feeds(batch, 'float64');
+      const a = await fused.step({ ...batch, ...tf }, 0.01);
+      const parts = step === 1 ? splitMicroBatches({ ...batch, teacher_hidden: tf.teacher_hidden! }, 2).map((p) => ({ ...p, teacher_head: tf.teacher_head!, teacher_inv_temperature: tf.teacher_inv_temperature! })) : { ...batch, ...tf };
+      const b = await layered.step(parts, 0.01);
+      assert.equal(b.skipped, false);
+      assert.equal(tf.teacher_hidden!.dims[2], 48);
+      assert.ok(a.metrics[`distill_${name}`]! > 1e-3, `${name} ${a.metrics[`distill_${name}`]}`);
+      assert.deepEqual(Object.keys(b.metrics).sort(), Object.keys(a.metrics).sort());
+      for (const m of Object.keys(b.metrics)) assert.ok(maxRelDiff([b.metrics[m]!], [a.metrics[m]!]) < 1e-9, `step ${step} ${m}: ${b.metrics[m]} vs ${a.metrics[m]}`);
+    }
+    const [pa, pb] = [fused.params(), layered.params()];
+    for (const p of Object.keys(pa)) assert.ok(maxRelDiff(pb[p]!, pa[p]!) < 1e-9, `${p}: ${maxRelDiff(pb[p]!, pa[p]!)}`);
+    await Promise.all([fused.release(), layered.release(), teacher.release()]);
+  });
+}

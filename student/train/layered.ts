@@ -24,6 +24,8 @@ import { type HostTensor, addInto, hostTensor } from '../../engine/runtime/host.
 import type { RuntimeOptions, Session } from '../../engine/runtime/session.ts';
 import { type ModelConfig, decays, tensorShapes } from '../model/config.ts';
 import { type Combine, HostTrainer, LogsumexpFold, TopkFold } from './host-trainer.ts';
+import { type FullDObjective, fullBackwardChunkGraph, fullForwardChunkGraph, fullLossGraph, teacherForwardChunkGraph } from './layered-full.ts';
+import type { FullDivergenceName } from './divergences.ts';
 import { EMBED, type LogprobObjective, NORM, embedGraph, headBackwardGraph, headForwardChunkGraph, headNormGraph, layerBackwardGraph, layerForwardGraph, layerSuffixes, lossGraph, normBackwardGraph } from './layered-graphs.ts';
 
 export interface LayeredOptions {
@@ -38,6 +40,11 @@ export interface LayeredOptions {
   adopt?: boolean;
   /** k of a top-k divergence in the objective: the head graphs also compute log π_θ at teacher_top_ids (layered-graphs.ts). */
   topK?: number;
+  /**
+   * A full-vocabulary divergence (layered-full.ts): its per-chunk graphs run beside the head's and
+   * `objective` (taking the per-token divergence) replaces the create() objective's loss graph.
+   */
+  full?: { name: FullDivergenceName; beta: number; objective: FullDObjective };
   runtime?: RuntimeOptions;
 }
 
@@ -55,7 +62,11 @@ interface Sessions {
   headBwd: Session;
   normBwd: Session;
   loss: Session;
+  /** A full-vocabulary divergence's chunk sessions (layered-full.ts). */
+  full?: { teacherFwd: Session; fwd: Session; bwd: Session };
 }
+
+const TEACHER_FEEDS = ['teacher_hidden', 'teacher_head', 'teacher_inv_temperature'] as const;
 
 export class LayeredTrainer extends HostTrainer {
   private readonly scratch = new Map<string, FloatArray>();
@@ -94,7 +105,7 @@ export class LayeredTrainer extends HostTrainer {
       if ((dtype === 'float64') !== data instanceof Float64Array) throw new Error(`LayeredTrainer: parameter "${p.name}" is a ${data.constructor.name}, the step computes in ${dtype}`);
       w.set(p.name, o.adopt ? data : data.slice());
     }
-    const lg = lossGraph(objective, dtype, o.topK);
+    const lg = o.full ? fullLossGraph(o.full.objective, dtype) : lossGraph(objective, dtype, o.topK);
     const [embed, layerFwd, layerBwd, headNorm, headFwd, headBwd, normBwd, loss, opt] = await Promise.all([
       compile(embedGraph(c, dtype), rt),
       compile(layerForwardGraph(c, dtype), rt),
@@ -106,7 +117,10 @@ export class LayeredTrainer extends HostTrainer {
       compile(lg.graph, rt),
       ChunkedAdamW.create(o.adamw, { ...rt, dtype, chunk: o.optimizerChunk }),
     ]);
-    const sessions = { embed, layerFwd, layerBwd, headNorm, headFwd, headBwd, normBwd, loss };
+    const full = o.full
+      ? { teacherFwd: await compile(teacherForwardChunkGraph(dtype), rt), fwd: await compile(fullForwardChunkGraph(c, dtype, o.full.name, o.full.beta), rt), bwd: await compile(fullBackwardChunkGraph(c, dtype, o.full.name, o.full.beta), rt) }
+      : undefined;
+    const sessions: Sessions = { embed, layerFwd, layerBwd, headNorm, headFwd, headBwd, normBwd, loss, full };
     return new LayeredTrainer(c, specs, w, sessions, opt, lg, dtype, o.vocabChunk ?? null, o.topK ?? null);
   }
 
@@ -125,7 +139,8 @@ export class LayeredTrainer extends HostTrainer {
   }
 
   async release(): Promise<void> {
-    await Promise.all([...Object.values(this.s).map((x: Session) => x.release()), this.opt.release()]);
+    const { full, ...rest } = this.s;
+    await Promise.all([...Object.values(rest).map((x: Session) => x.release()), ...Object.values(full ?? {}).map((x: Session) => x.release()), this.opt.release()]);
   }
 
   /** Forward and backward of one micro-batch into the gradient buffers; returns its loss and metrics. */
@@ -154,12 +169,15 @@ export class LayeredTrainer extends HostTrainer {
     }
     const head = fold.finish(this.dtype);
     const topAt: Batch = top ? { student_top_ids: top.ownIds(ids.dims), top_at: top.finish(head.lse, this.dtype) } : {};
-    const out = await this.s.loss.run({ logprobs: head.logprobs, ...topAt, ...lossFeeds });
+    // a full-vocabulary divergence: the teacher's lse (pass 1), then D and ā per position (pass 2), chunk by chunk
+    const full = this.s.full ? await this.fullForward(headName, hn, head.lse, invTemp, ids, lossFeeds) : null;
+    const out = await this.s.loss.run({ logprobs: head.logprobs, ...topAt, ...(full ? { full_d: full.d } : {}), ...lossFeeds });
 
     this.lap('forward_s');
     // backward
     const dtop: Batch = top ? { 'd.top_at': out['d.top_at']!, ...topFeed } : {};
     const dhn = await this.headBackward(headName, { hn, lse: head.lse }, out['d.logprobs']!, ids, invTemp, first, dtop);
+    if (full) await this.fullBackward(headName, full.feeds, out['d.full_d']!, full.abar, ids.data.length, dhn);
     this.lap('head_backward_s');
     const norm = await this.s.normBwd.run({ h: hs[c.numLayers]!, [NORM]: this.view(NORM), dhn });
     this.write(NORM, norm[`d.${NORM}`]!.data as FloatArray, first);
@@ -173,6 +191,47 @@ export class LayeredTrainer extends HostTrainer {
     const metrics: Record<string, number> = { loss: Number(out.loss!.data[0]) };
     for (const n of this.loss.metrics) metrics[n] = Number(out[n]!.data[0]);
     return metrics;
+  }
+
+  /**
+   * Passes 1 and 2 of a full-vocabulary divergence (layered-full.ts). Takes the teacher feeds out of
+   * `lossFeeds` (the loss graph reads only D); the teacher's states are zeroed off the completion
+   * mask first, so padding (even NaN) reaches no sum and no gradient.
+   */
+  private async fullForward(headName: string, hn: HostTensor, lse: HostTensor, invTemp: HostTensor, ids: HostTensor, lossFeeds: Batch) {
+    const [th, tw, tinv] = TEACHER_FEEDS.map((n) => lossFeeds[n]);
+    for (const n of TEACHER_FEEDS) delete lossFeeds[n];
+    const mask = lossFeeds.loss_mask;
+    if (!th || !tw || !tinv || !mask) throw new Error(`LayeredTrainer: a full-vocabulary divergence needs the feeds ${TEACHER_FEEDS.join(', ')} and loss_mask (teacher/full-vocab.ts)`);
+    const dt = tw.dims[1]!;
+    const hidden = this.zeros(th.data.length);
+    for (let j = 0; j < mask.data.length; j++) if (mask.data[j]) hidden.set((th.data as FloatArray).subarray(j * dt, (j + 1) * dt), j * dt);
+    const teacherHidden = this.tensor(hidden, th.dims);
+    const twChunk = (at: number, rows: number) => this.tensor((tw.data as FloatArray).subarray(at * dt, (at + rows) * dt), [rows, dt]);
+    const tfold = new LogsumexpFold(ids.dims as [number, number]);
+    for (const k of this.headChunks(headName, ids.data.length)) tfold.add(await this.s.full!.teacherFwd.run({ teacher_hidden: teacherHidden, teacher_head_chunk: twChunk(k.at, k.rows), teacher_inv_temperature: tinv }));
+    const teacherLse = tfold.finish(this.dtype).lse;
+    const n = ids.data.length;
+    const [d, abar] = [new Float64Array(n), new Float64Array(n)];
+    const feeds = (k: { at: number; rows: number; w: HostTensor }) => ({ hn, head_chunk: k.w, inv_temperature: invTemp, lse, teacher_hidden: teacherHidden, teacher_head_chunk: twChunk(k.at, k.rows), teacher_inv_temperature: tinv, teacher_lse: teacherLse });
+    for (const k of this.headChunks(headName, n)) {
+      const r = await this.s.full!.fwd.run(feeds(k));
+      const [dp, ap] = [r.d_part!.data as FloatArray, r.abar_part!.data as FloatArray];
+      for (let j = 0; j < n; j++) [d[j], abar[j]] = [d[j]! + dp[j]!, abar[j]! + ap[j]!];
+    }
+    const as = (x: Float64Array) => this.tensor(this.dtype === 'float64' ? x : Float32Array.from(x), ids.dims);
+    return { d: as(d), abar: as(abar), feeds };
+  }
+
+  /** The divergence's share of the head gradient and of dhn, chunk by chunk (added to head.bwd's). */
+  private async fullBackward(headName: string, feeds: (k: { at: number; rows: number; w: HostTensor }) => Batch, dd: HostTensor, abar: HostTensor, tokens: number, dhn: HostTensor): Promise<void> {
+    const D = this.c.hiddenSize;
+    const dW = this.g.get(headName)!;
+    for (const k of this.headChunks(headName, tokens)) {
+      const r = await this.s.full!.bwd.run({ ...feeds(k), 'd.full_d': dd, full_abar: abar });
+      addInto(dW.subarray(k.at * D, (k.at + k.rows) * D), r['d.head_chunk']!.data as FloatArray);
+      addInto(dhn.data as FloatArray, r.dhn!.data as FloatArray);
+    }
   }
 
   /** The head's vocabulary chunks for a batch of `tokens` positions: row range, weight view, start feed. */

@@ -46,7 +46,7 @@ export interface PolicyLossOptions {
  * A full-vocabulary divergence (divergences.ts): the teacher's final hidden states teacher_hidden
  * [B, T, Dt] (position-aligned: row t is the state that predicts token t, zero at t = 0), its head
  * teacher_head [V, Dt] and teacher_inv_temperature [] are inputs; the student's side comes from the
- * model (StudentVocab). Fused train step only.
+ * model (StudentVocab) in the fused step; the layered step computes D per head chunk (layered-full.ts). Not LoRA.
  */
 export interface FullDistill {
   name: FullDivergenceName;
@@ -166,10 +166,14 @@ export function checkPolicyLossOptions(o: PolicyLossOptions): void {
   } else if (o.distill) klLoss(o.distill.estimator ?? 'k2', 'distill');
 }
 
-/** Declare the loss inputs on `g` (ref/teacher only when their term is enabled); `vocab` = V for a full-vocabulary divergence. */
-export function policyInputs(g: Graph, dtype: DType, o: PolicyLossOptions, vocab?: number): PolicyInputs {
-  const full = o.distill?.full;
-  if (full && vocab === undefined) throw new LossConfigError(`distill ${full.name}: this train step declares no teacher_hidden / teacher_head inputs (only the fused step computes full-vocabulary divergences)`);
+/**
+ * Declare the loss inputs on `g` (ref/teacher only when their term is enabled). For a full-vocabulary
+ * divergence `vocab` is V (the teacher's states and head are inputs here: the fused step) or 'given'
+ * (the per-token divergence comes from elsewhere: the layered step's head chunks, layered-full.ts).
+ */
+export function policyInputs(g: Graph, dtype: DType, o: PolicyLossOptions, vocab?: number | 'given'): PolicyInputs {
+  const full = vocab === 'given' ? undefined : o.distill?.full;
+  if (full && vocab === undefined) throw new LossConfigError(`distill ${full.name}: this train step declares no teacher_hidden / teacher_head inputs (the fused step declares them; the layered step passes 'given' and the per-token divergence)`);
   const bt = (name: string) => g.input(name, ['B', 'T'], dtype);
   return {
     mask: bt('loss_mask'),
@@ -177,7 +181,7 @@ export function policyInputs(g: Graph, dtype: DType, o: PolicyLossOptions, vocab
     advantages: bt('advantages'),
     oldLogprobs: bt('old_logprobs'),
     refLogprobs: o.refKl ? bt('ref_logprobs') : undefined,
-    teacherLogprobs: o.distill && !o.distill.divergence && !full ? bt('teacher_logprobs') : undefined,
+    teacherLogprobs: o.distill && !o.distill.divergence && !o.distill.full ? bt('teacher_logprobs') : undefined,
     teacherHidden: full ? g.input('teacher_hidden', ['B', 'T', 'Dt'], dtype) : undefined,
     teacherHead: full ? g.input('teacher_head', [vocab!, 'Dt'], dtype) : undefined,
     teacherInvTemp: full ? g.input('teacher_inv_temperature', [], dtype) : undefined,
@@ -191,7 +195,7 @@ export function policyInputs(g: Graph, dtype: DType, o: PolicyLossOptions, vocab
  * The loss and metrics from the student's log-probs `logp` [B, T] (differentiable); a top-k
  * divergence also needs `topk`, the student's log-probs at the teacher's ids.
  */
-export function policyLoss(logp: Tensor, x: PolicyInputs, o: PolicyLossOptions, topk?: StudentTopk, vocab?: StudentVocab): { loss: Tensor; metrics: Record<string, MetricSpec> } {
+export function policyLoss(logp: Tensor, x: PolicyInputs, o: PolicyLossOptions, topk?: StudentTopk, vocab?: StudentVocab | { perToken: Tensor }): { loss: Tensor; metrics: Record<string, MetricSpec> } {
   checkPolicyLossOptions(o);
   const surrogate = POLICY_LOSSES[o.type ?? 'ppo'];
   const eps = { low: o.clipLow ?? 0.2, high: o.clipHigh ?? 0.2 };
@@ -218,15 +222,18 @@ export function policyLoss(logp: Tensor, x: PolicyInputs, o: PolicyLossOptions, 
   }
   if (o.distill?.full) {
     const d = o.distill.full;
-    if (!x.teacherHidden || !x.teacherHead || !x.teacherInvTemp) throw new LossConfigError(`distill ${d.name}: no teacher_hidden / teacher_head / teacher_inv_temperature inputs were declared`);
-    if (!vocab) throw new LossConfigError(`distill ${d.name}: the student's hidden states and head are missing (only the fused train step computes full-vocabulary divergences)`);
-    const t = x.teacherHidden.shape[1]!;
-    // the teacher's states, unaligned like the student's (row t predicts token t + 1); off-mask rows are zeroed first,
-    // so padding (even NaN) becomes a uniform teacher there: finite, then masked out
-    const on3 = unsqueeze(on, -1); // [B, T, 1]
-    const th = slice(where(on3, x.teacherHidden, 0), [1], [t], [1]); // [B, T−1, Dt]
-    const teacher: VocabSide = { hidden: th, head: x.teacherHead, invTemp: x.teacherInvTemp };
-    const k = pad(fullDivergence(d.name, teacher, vocab, { chunk: d.chunk, beta: d.beta }), [0, 1, 0, 0]); // [B, T], 0 at t = 0
+    if (!vocab) throw new LossConfigError(`distill ${d.name}: the student's hidden states and head are missing (this train step cannot compute full-vocabulary divergences)`);
+    let k: Tensor; // [B, T], 0 at t = 0
+    if ('perToken' in vocab) k = vocab.perToken; // computed per head chunk by the layered step (layered-full.ts)
+    else {
+      if (!x.teacherHidden || !x.teacherHead || !x.teacherInvTemp) throw new LossConfigError(`distill ${d.name}: no teacher_hidden / teacher_head / teacher_inv_temperature inputs were declared`);
+      const t = x.teacherHidden.shape[1]!;
+      // the teacher's states, unaligned like the student's (row t predicts token t + 1); off-mask rows are zeroed first,
+      // so padding (even NaN) becomes a uniform teacher there: finite, then masked out
+      const th = slice(where(unsqueeze(on, -1), x.teacherHidden, 0), [1], [t], [1]); // [B, T−1, Dt]
+      const teacher: VocabSide = { hidden: th, head: x.teacherHead, invTemp: x.teacherInvTemp };
+      k = pad(fullDivergence(d.name, teacher, vocab, { chunk: d.chunk, beta: d.beta }), [0, 1, 0, 0]);
+    }
     perToken = add(perToken, mul(masked(k), o.distill.coef));
     metrics[`distill_${d.name}`] = { value: mean(k), combine: 'sum' };
   } else if (o.distill?.divergence) {

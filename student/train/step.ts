@@ -17,6 +17,7 @@ import { type WeightDeclarer, declareWeights } from '../model/lm.ts';
 import { alignedLogprobs, sequenceInputs } from '../model/score.ts';
 import { type PolicyLossOptions, checkPolicyLossOptions, policyInputs, policyLoss } from './policy.ts';
 import type { LogprobObjective } from './layered-graphs.ts';
+import type { FullDObjective } from './layered-full.ts';
 import { sftInputs, sftLoss } from './sft.ts';
 
 export { packPolicyBatch, packSftBatch, splitMicroBatches, type PolicyRollout, type SftExample, type Feeds } from './batch.ts';
@@ -44,6 +45,13 @@ export function policyLossOnLogprobs(opts: PolicyStepOptions = {}): LogprobObjec
   const lossOpts = opts.loss ?? {};
   checkPolicyLossOptions(lossOpts);
   return (g, logp, topk) => policyLoss(logp, policyInputs(g, dtypeOf(opts), lossOpts), lossOpts, topk);
+}
+
+/** The policy loss on given log-probs and a given per-token full-vocabulary divergence [B, T] (the layered step, layered-full.ts). */
+export function policyLossOnFullD(opts: PolicyStepOptions = {}): FullDObjective {
+  const lossOpts = opts.loss ?? {};
+  checkPolicyLossOptions(lossOpts);
+  return (g, logp, perToken) => policyLoss(logp, policyInputs(g, dtypeOf(opts), lossOpts, 'given'), lossOpts, undefined, { perToken });
 }
 
 /** The SFT loss on given log-probs. */

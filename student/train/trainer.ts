@@ -17,7 +17,7 @@ import { type FrozenBase, frozenWeights } from '../model/frozen.ts';
 import type { LoraSpec } from '../model/lora.ts';
 import type { WeightDeclarer } from '../model/lm.ts';
 import type { PolicyLossOptions } from './policy.ts';
-import { buildPolicyTrainStep, buildSftTrainStep, policyLossOnLogprobs, sftLossOnLogprobs } from './step.ts';
+import { buildPolicyTrainStep, buildSftTrainStep, policyLossOnFullD, policyLossOnLogprobs, sftLossOnLogprobs } from './step.ts';
 
 export type TrainStepKind = 'auto' | 'fused' | 'layered';
 export const TRAIN_STEP_KINDS: readonly TrainStepKind[] = ['auto', 'fused', 'layered'];
@@ -52,16 +52,14 @@ export async function createStudentTrainer(c: ModelConfig, init: ParamValues, o:
   const common = { weightDecay: o.weightDecay, adamw: o.adamw, dtype: o.dtype };
   const full = o.objective === 'policy' ? o.loss?.distill?.full : undefined;
   if (full && o.lora)
-    throw new Error(`algo.blend.divergence ${full.name}: the LoRA trainer does not compute full-vocabulary divergences (only the fused train step does); train the full student (no student.lora), or use topk_${full.name.slice(5)} with a large algo.blend.topK`);
-  if (full && chooseTrainStep(c, o.kind) === 'layered')
-    throw new Error(
-      `algo.blend.divergence ${full.name}: the layered train step does not compute full-vocabulary divergences (only the fused step does); train.step is "${o.kind ?? 'auto'}"${(o.kind ?? 'auto') === 'auto' ? ` and auto picks layered for this student (${paramCount(c)} parameters, vocabulary ${c.vocabSize}; layered from ${LAYERED_FROM_PARAMS} or ${LAYERED_FROM_VOCAB})` : ''}: set train.step fused if the fused step fits in memory, or use topk_${full.name.slice(5)} with a large algo.blend.topK`,
-    );
+    throw new Error(`algo.blend.divergence ${full.name}: the LoRA trainer does not compute full-vocabulary divergences (the fused and layered train steps do); train the full student (no student.lora), or use topk_${full.name.slice(5)} with a large algo.blend.topK`);
   if (o.lora) return LoraTrainer.create(c, o.lora.base, o.lora.spec, init, { objective: o.objective, loss: o.loss, weightDecay: o.weightDecay, adamw: o.adamw, runtime: o.runtime });
   if (chooseTrainStep(c, o.kind) === 'layered') {
     const objective = o.objective === 'policy' ? policyLossOnLogprobs({ ...common, loss: o.loss }) : sftLossOnLogprobs(common);
     const topK = o.objective === 'policy' ? o.loss?.distill?.divergence?.topK : undefined;
-    return LayeredTrainer.create(c, objective, init, { ...common, adopt: o.adopt, runtime: o.runtime, topK });
+    // a full-vocabulary divergence: its chunk graphs run beside the head's, the loss takes the per-token D (layered-full.ts)
+    const fullOpt = full ? { name: full.name, beta: full.beta ?? 0.5, objective: policyLossOnFullD({ ...common, loss: o.loss }) } : undefined;
+    return LayeredTrainer.create(c, objective, init, { ...common, adopt: o.adopt, runtime: o.runtime, topK, full: fullOpt });
   }
   const spec = o.objective === 'policy' ? buildPolicyTrainStep(c, { ...common, loss: o.loss, microBatches: o.microBatches }) : buildSftTrainStep(c, { ...common, microBatches: o.microBatches });
   return Trainer.create(spec, init, o.runtime);
