@@ -16,8 +16,7 @@
 // - a job failing `attempts` times fails the step: the error names the job, the worker, the error.
 // A LoRA run publishes only its adapters each step; rollout workers read the frozen base from the
 // run directory's lora-base/ at the same path (a shared directory).
-// Leaves out: top-k teacher scores (top-k divergences); the score cache (teacher/cache.ts) for
-// queued teacher jobs; shipping the frozen base itself to workers without a shared directory.
+// Leaves out: the score cache (teacher/cache.ts) for queued teacher jobs; shipping the frozen base itself to workers without a shared directory.
 
 import { type Job as BullJob, Queue, QueueEvents } from 'bullmq';
 import type { RuntimeOptions } from '../../engine/runtime/session.ts';
@@ -113,13 +112,14 @@ export class QueueController {
     return {
       identity: t.identity,
       score: async (reqs: readonly TeacherRequest[], opts?: { topK?: number }) => {
-        if (opts?.topK) throw new Error(`queue: teacher jobs return sampled-token log-probs only; a top-k divergence (algo.blend.divergence topk_*, k ${opts.topK}) runs without --queue for now`);
+        const topK = opts?.topK ?? 0;
         const data: TeacherJobData = {
           kind: 'teacher', step: 0, teacherId: id, spec: t.spec, requests: reqs.map((r) => ({ ids: [...r.ids], start: r.start })),
           runtime: { threads: this.o.runtime.threads, device: this.o.runtime.device, defaultTokenizer: this.o.defaultTokenizer },
+          ...(topK ? { topK } : {}),
         };
         const { id: jid, result } = await this.run(teacherQueue(id), data);
-        return readScores(result, jid, reqs);
+        return readScores(result, jid, reqs, topK);
       },
       close: async () => {},
     };

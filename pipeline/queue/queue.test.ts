@@ -20,7 +20,8 @@ import { TINY_SETTINGS, tinyJob, tinyModels } from '../recipes/tiny-job.ts';
 import type { LoraSpec } from '../../student/model/lora.ts';
 import { prepareLoraStudent } from '../recipes/lora.ts';
 import { checkRedis } from './connection.ts';
-import { queueJob } from './controller.ts';
+import { openTeacher } from '../../teacher/open.ts';
+import { QueueController, queueJob } from './controller.ts';
 import { type LocalRedis, type WorkerProc, hasRedis, spawnWorker, startRedis } from './redis-server.ts';
 
 const skip = hasRedis() ? false : 'redis-server is not installed (apt-get install redis-server; .ci/run does)';
@@ -208,6 +209,28 @@ test('a Redis that requires a password: the password in the URL reaches controll
   } finally {
     await w?.stop();
     await locked.stop();
+  }
+});
+
+test('teacher jobs with top-k: the worker\'s top-k ids and log-probs equal the local teacher\'s (at float32)', { skip, timeout: 120_000 }, async () => {
+  const dirs = await tinyModels(models);
+  const spec = { id: 't', kind: 'local' as const, path: dirs.teacher, topK: 3 };
+  const local = (await openTeacher(spec, { threads: 1 })).teacher;
+  const w = await worker(redis.url);
+  const ctl = await QueueController.open({ url: redis.url, model: (await tinyJob(models, SETTINGS)).job.student.config, runtime: { threads: 1 }, teachers: [{ id: 't', spec, identity: local.identity }] });
+  try {
+    const reqs = [{ ids: [257, 50, 43, 51, 61, 52, 258], start: 5 }, { ids: [257, 49, 43, 49, 61], start: 3 }];
+    const want = await local.score(reqs, { topK: 3 });
+    const got = await ctl.teacher('t').score(reqs, { topK: 3 });
+    const f32 = (x: number[][]) => x.map((r) => r.map(Math.fround));
+    assert.deepEqual(got.map((s) => s.topIds), want.map((s) => s.topIds));
+    assert.deepEqual(got.map((s) => s.topLogprobs), want.map((s) => f32(s.topLogprobs!)));
+    assert.deepEqual(got.map((s) => s.logprobs), want.map((s) => s.logprobs.map(Math.fround)));
+    assert.equal(got[0]!.topIds!.length, 2, 'one top-k row per scored position');
+  } finally {
+    await ctl.close();
+    await local.close();
+    await w.stop();
   }
 });
 

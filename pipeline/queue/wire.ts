@@ -53,6 +53,8 @@ export interface TeacherJobData {
   spec: TeacherSpec;
   runtime: { threads?: number; device?: RuntimeOptions['device']; defaultTokenizer?: string };
   requests: Array<{ ids: number[]; start: number }>;
+  /** Also the teacher's k most likely ids and log-probs per scored position (a top-k divergence); absent or 0: none. */
+  topK?: number;
 }
 
 export type JobData = RolloutJobData | TeacherJobData;
@@ -88,8 +90,15 @@ export const completionSchema = new Schema([
   new Field('truncated', new Bool(), false),
 ]);
 
-/** A teacher job's result, one row per request: logprobs [T − start], nats (float32). */
-export const scoreSchema = new Schema([new Field('logprobs', listOf(new Float32()), false)]);
+/**
+ * A teacher job's result, one row per request: logprobs [T − start], nats (float32); with top-k,
+ * top_ids and top_logprobs [(T − start)·k], row-major per position (empty without).
+ */
+export const scoreSchema = new Schema([
+  new Field('logprobs', listOf(new Float32()), false),
+  new Field('top_ids', listOf(new Int32()), false),
+  new Field('top_logprobs', listOf(new Float32()), false),
+]);
 
 function pack(t: Table, worker: string, seconds: number): JobResult {
   const bytes = tableToIPC(t, 'stream');
@@ -132,17 +141,34 @@ export function readCompletions(r: JobResult | undefined, id: string, rows: numb
 }
 
 export function scoresResult(s: readonly TeacherScore[], worker: string, seconds: number): JobResult {
-  return pack(new Table(scoreSchema, { logprobs: vectorFromArray(s.map((x) => x.logprobs), listOf(new Float32())) } as never), worker, seconds);
+  return pack(
+    new Table(scoreSchema, {
+      logprobs: vectorFromArray(s.map((x) => x.logprobs), listOf(new Float32())),
+      top_ids: vectorFromArray(s.map((x) => x.topIds?.flat() ?? []), listOf(new Int32())),
+      top_logprobs: vectorFromArray(s.map((x) => x.topLogprobs?.flat() ?? []), listOf(new Float32())),
+    } as never),
+    worker,
+    seconds,
+  );
 }
 
-export function readScores(r: JobResult | undefined, id: string, reqs: readonly TeacherRequest[]): TeacherScore[] {
+export function readScores(r: JobResult | undefined, id: string, reqs: readonly TeacherRequest[], topK = 0): TeacherScore[] {
   const t = unpack(r, id, scoreSchema, reqs.length);
   const out: TeacherScore[] = [];
   for (let i = 0; i < t.numRows; i++) {
-    const logprobs = Array.from(t.get(i)!.logprobs.toArray() as Float32Array);
+    const row = t.get(i)!;
+    const logprobs = Array.from(row.logprobs.toArray() as Float32Array);
     const n = reqs[i]!.ids.length - reqs[i]!.start;
     if (logprobs.length !== n) throw new Error(`queue job ${id}: request ${i} has ${logprobs.length} teacher log-probs from worker ${r!.worker}, expected ${n}`);
-    out.push({ logprobs });
+    if (!topK) {
+      out.push({ logprobs });
+      continue;
+    }
+    const ids = Array.from(row.top_ids.toArray() as Int32Array);
+    const lps = Array.from(row.top_logprobs.toArray() as Float32Array);
+    if (ids.length !== n * topK || lps.length !== n * topK) throw new Error(`queue job ${id}: request ${i} has ${ids.length} top-${topK} entries from worker ${r!.worker}, expected ${n * topK}`);
+    const rows = <T>(a: T[]) => Array.from({ length: n }, (_, p) => a.slice(p * topK, (p + 1) * topK));
+    out.push({ logprobs, topIds: rows(ids), topLogprobs: rows(lps) });
   }
   return out;
 }

@@ -149,7 +149,7 @@ class Executors {
       t.catch(() => this.teachers.delete(key));
       this.teachers.set(key, t);
     }
-    const scores = await (await t).teacher.score(d.requests);
+    const scores = await (await t).teacher.score(d.requests, d.topK ? { topK: d.topK } : undefined);
     return scoresResult(scores, WORKER_ID, (performance.now() - t0) / 1e3);
   }
 
