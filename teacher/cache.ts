@@ -83,8 +83,21 @@ export class ScoreCache {
     return s;
   }
 
-  /** Commit new rows as one shard. */
-  async put(rows: readonly TeacherScoreRow[]): Promise<void> {
+  /** The puts in flight, one after another (see put). */
+  private writing: Promise<void> = Promise.resolve();
+
+  /**
+   * Commit new rows as one shard. Puts run one at a time: a step scores its sampling slices
+   * concurrently, and two shard writes at once would both read the manifest before either wrote it
+   * (one entry lost) and could pick the same shard name (one file's bytes under the other's entry).
+   */
+  put(rows: readonly TeacherScoreRow[]): Promise<void> {
+    const next = this.writing.then(() => this.commit(rows));
+    this.writing = next.catch(() => {}); // a failed put fails its caller; the next one still runs
+    return next;
+  }
+
+  private async commit(rows: readonly TeacherScoreRow[]): Promise<void> {
     const fresh = [...this.unsaved, ...rows.filter((r) => !this.rows.has(r.key))];
     if (!fresh.length) return;
     await writeShard(this.dir, `scores-${String(this.seq).padStart(6, '0')}-${process.pid}-${Date.now()}`, teacherScoresToTable(fresh));
