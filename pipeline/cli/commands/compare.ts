@@ -52,6 +52,16 @@ function localParams(path: string | undefined): number | undefined {
   return matmulParams(parseModelConfig(JSON.parse(readFileSync(join(path, 'config.json'), 'utf8')) as Record<string, unknown>, join(path, 'config.json')));
 }
 
+/** computeModel of the run in `dir`; a frozen config this version cannot read leaves the run without FLOPs, said once. */
+function computeOf(dir: string): ComputeModel | undefined {
+  try {
+    return computeModel(parseRunConfig(readFrozenConfig(dir), join(dir, 'config.json')), dir);
+  } catch (e) {
+    console.error(`compare: no FLOPs for ${dir}: ${(e as Error).message.split('\n')[0]}`);
+    return undefined;
+  }
+}
+
 /** What a finished run's steps cost (pipeline/compare.ts ComputeModel), from its frozen config. */
 function computeModel(c: RunConfig, runDir: string): ComputeModel | undefined {
   const student = localParams(typeof c.student === 'object' && 'builtin' in c.student ? join(runDir, 'student-init') : studentPath(c.student) ?? undefined) ?? localParams(join(runDir, 'student-init'));
@@ -114,8 +124,7 @@ export const compare: Command = {
           summary = await startRun(c, { quiet: true, handleSignals: true, again, label: `compare: ${name}`, progressEvery: Math.max(1, Math.ceil(c.run.steps / 20)) });
           if (summary.stopped_by) return signalExitCode(summary.stopped_by);
         }
-        const frozen = parseRunConfig(readFrozenConfig(dir), join(dir, 'config.json'));
-        const r = runResult(mode, seed, dir, summary, readMetrics(dir), computeModel(frozen, dir));
+        const r = runResult(mode, seed, dir, summary, readMetrics(dir), computeOf(dir));
         console.error(`compare: ${name}: held-out accuracy ${r.curve.map((p) => `${p.step}:${p.accuracy.toFixed(3)}`).join(' ')} (${summary.wall_s.toFixed(0)} s)`);
         runs.push(r);
       }
