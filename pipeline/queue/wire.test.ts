@@ -9,7 +9,9 @@ import { test } from 'node:test';
 import { hostTensor } from '../../engine/runtime/host.ts';
 import { redactUrl, redisOptions } from './connection.ts';
 import { WeightsCache, WeightsPublisher, weightBytes } from './weights.ts';
-import { type RolloutJobData, completionsResult, jobId, readCompletions, readScores, scoresResult } from './wire.ts';
+import { type RolloutJobData, completionsResult, jobId, readCompletions, readScores, scoresResult, teacherResult } from './wire.ts';
+import { TeacherScoreError } from '../../teacher/types.ts';
+import { SkipNotes, guardTeacher } from '../recipes/skip-guard.ts';
 
 test('queue URLs: password, user, database and TLS pass through; other schemes are refused naming the URL', () => {
   const o = redisOptions('rediss://opd:s%40cret@redis.example:6380/2', { OPD_REDIS_CA: undefined });
@@ -104,4 +106,21 @@ test('opd run queue flags: none is in-process; --weights-* need --queue; a share
   assert.throws(() => queueOptions({ 'weights-dir': '/x' }), /need --queue/);
   assert.throws(() => queueOptions({ queue: 'redis://h:1', 'weights-dir': '/x', 'weights-listen': 'h:1' }), /not both/);
   assert.throws(() => queueOptions({ queue: 'redis://h:1', 'weights-listen': '8910' }), /--weights-listen 8910: give HOST:PORT/);
+});
+
+test('a teacher job whose teacher answers a non-finite log-prob comes back as that score error (the step is skipped, R7), other errors fail the job', async () => {
+  const nan = new TeacherScoreError(1, 'log-prob at completion position 0 is NaN (must be a finite number ≤ 0)', true);
+  const r = await teacherResult(async () => { throw nan; }, 'w:1', performance.now());
+  assert.deepEqual(r.nonFinite, { request: 1, detail: 'log-prob at completion position 0 is NaN (must be a finite number ≤ 0)' });
+  const reqs = [{ ids: [1, 2, 3], start: 1 }, { ids: [4, 5], start: 1 }];
+  assert.throws(() => readScores(r, 'job-7', reqs), (e: unknown) => e instanceof TeacherScoreError && e.nonFinite && e.request === 1 && /position 0 is NaN.*worker w:1, queue job job-7/.test(e.message));
+  // the same error through the loop's guard is a NaN row (the skip), not a stopped job
+  const guarded = guardTeacher({ identity: { modelId: 'q', tokenizerFingerprint: 'f', vocabSize: 9 }, score: async (rs) => readScores(r, 'job-7', rs), close: async () => {} }, 'q', new SkipNotes());
+  const out = await guarded.score(reqs);
+  assert.ok(out.every((s) => s.logprobs.every(Number.isNaN)) && out[0]!.logprobs.length === 2);
+  // any other error is the job's failure (retried, then the step fails naming it)
+  await assert.rejects(teacherResult(async () => { throw new TeacherScoreError(0, 'expected 2 log-probs, got 1'); }, 'w:1', 0), /expected 2 log-probs/);
+  const ok = await teacherResult(async () => [{ logprobs: [-0.5, -1] }, { logprobs: [-2] }], 'w:1', 0);
+  assert.equal(ok.nonFinite, undefined);
+  assert.deepEqual(readScores(ok, 'job-8', reqs).map((s) => s.logprobs), [[-0.5, -1], [-2]]);
 });

@@ -13,7 +13,7 @@ import type { RuntimeOptions } from '../../engine/runtime/session.ts';
 import type { Completion } from '../../student/generate/generate.ts';
 import type { LoraSpec } from '../../student/model/lora.ts';
 import type { TeacherSpec } from '../../teacher/open.ts';
-import type { TeacherRequest, TeacherScore } from '../../teacher/types.ts';
+import { type TeacherRequest, type TeacherScore, TeacherScoreError } from '../../teacher/types.ts';
 
 export const ROLLOUT_QUEUE = 'opd-rollout';
 /** BullMQ queue names may not hold ':'; teacher ids (config) are plain words. */
@@ -66,6 +66,11 @@ export interface JobResult {
   /** Who ran it (host:pid) and how long the work took there, seconds (the bench's overhead figure). */
   worker: string;
   seconds: number;
+  /**
+   * A teacher job whose teacher answered a non-finite log-prob (TeacherScoreError with nonFinite):
+   * not a failure to retry (the same teacher answers the same), but the step's skip (R7), as in-process.
+   */
+  nonFinite?: { request: number; detail: string };
 }
 
 /** The job's id: its kind, step and the hash of its data (see the header), the weights by their hash alone. */
@@ -152,7 +157,19 @@ export function scoresResult(s: readonly TeacherScore[], worker: string, seconds
   );
 }
 
+/** A teacher job's result: the scores, or the non-finite score the teacher answered (then no table). */
+export async function teacherResult(score: () => Promise<TeacherScore[]>, worker: string, t0: number): Promise<JobResult> {
+  try {
+    return scoresResult(await score(), worker, (performance.now() - t0) / 1e3);
+  } catch (e) {
+    if (!(e instanceof TeacherScoreError && e.nonFinite)) throw e;
+    return { ipc: '', sha256: '', worker, seconds: (performance.now() - t0) / 1e3, nonFinite: { request: e.request, detail: e.message.replace(/^teacher score for request \d+: /, '') } };
+  }
+}
+
 export function readScores(r: JobResult | undefined, id: string, reqs: readonly TeacherRequest[], topK = 0): TeacherScore[] {
+  // the loop's skip guard turns this into a skipped step (pipeline/recipes/skip-guard.ts), as for a local teacher
+  if (r?.nonFinite) throw new TeacherScoreError(r.nonFinite.request, `${r.nonFinite.detail} (worker ${r.worker}, queue job ${id})`, true);
   const t = unpack(r, id, scoreSchema, reqs.length);
   const out: TeacherScore[] = [];
   for (let i = 0; i < t.numRows; i++) {

@@ -27,7 +27,7 @@ import { type OpenedTeacher, openTeacher } from '../../teacher/open.ts';
 import { checkRedis, redactUrl, redisOptions } from './connection.ts';
 import { TEACHER_IDS_KEY } from './controller.ts';
 import { WeightsCache } from './weights.ts';
-import { type JobData, type JobResult, ROLLOUT_QUEUE, type RolloutJobData, type TeacherJobData, completionsResult, scoresResult, teacherQueue } from './wire.ts';
+import { type JobData, type JobResult, ROLLOUT_QUEUE, type RolloutJobData, type TeacherJobData, completionsResult, teacherQueue, teacherResult } from './wire.ts';
 
 export const WORKER_ID = `${hostname()}:${process.pid}`;
 
@@ -149,8 +149,8 @@ class Executors {
       t.catch(() => this.teachers.delete(key));
       this.teachers.set(key, t);
     }
-    const scores = await (await t).teacher.score(d.requests, d.topK ? { topK: d.topK } : undefined);
-    return scoresResult(scores, WORKER_ID, (performance.now() - t0) / 1e3);
+    const teacher = (await t).teacher;
+    return teacherResult(() => teacher.score(d.requests, d.topK ? { topK: d.topK } : undefined), WORKER_ID, t0);
   }
 
   async close(): Promise<void> {
