@@ -9,7 +9,8 @@
 // - MLAS prepacking is off for these sessions (`disablePrepacking`), or each would pack a copy;
 // - the LM head is never sliced in a graph: the LoRA trainer's head sessions each declare one
 //   page-aligned row chunk of it over the same bytes (headChunkRefs).
-// Every session maps the same file pages: RSS counts them once per session, PSS once in all.
+// RSS counts a mapped page once per session that maps it (PSS once in all), so the LoRA trainer maps
+// each base byte in one session (lora-trainer.ts).
 
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -59,7 +60,11 @@ export async function writeFrozenBase(dir: string, c: ModelConfig, weights: Weig
   await atomicWriteFile(path.join(dir, BASE_FILE), chunks());
   // a chunk of rows must start on a page: rows × D × 4 bytes a multiple of the page size
   const step = PAGE / gcd(PAGE, c.hiddenSize * 4);
-  const headRows = Math.max(step, Math.round((opts.headRows ?? 8192) / step) * step);
+  // 16384 rows: 10 chunks of a 151,936-row head. Each chunk's session takes hn in twice and gives dhn
+  // back once per micro-batch, so fewer chunks cross less (19 chunks of 8192 rows were a third of a
+  // 0.6B LoRA step's boundary bytes); a chunk's transient buffers, about ten of [tokens × rows] floats
+  // (16 MB each at 256 tokens), are freed after each run (no arena), so larger chunks raise the peak.
+  const headRows = Math.max(step, Math.round((opts.headRows ?? 16384) / step) * step);
   return { dir, entries, headRows };
 }
 

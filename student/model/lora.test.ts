@@ -160,7 +160,7 @@ test('LoRA trainer: the base file stays bit-identical over steps while the adapt
   }
 });
 
-test('LoRA trainer (frozen base in a file, chunked head sessions) = the fused step of the same objective with the base as inputs', async () => {
+test('LoRA trainer (frozen base in a file, chunked head sessions) = the fused step of the same objective with the base as inputs, whole batch and in 3 micro-batches', async () => {
   const c = parseConfig({ architectures: ['Qwen2ForCausalLM'], vocab_size: 1100, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, tie_word_embeddings: false, initializer_range: 0.2 });
   const dir = mkdtempSync(path.join(tmpdir(), 'opd-lora-eq-'));
   try {
@@ -170,6 +170,8 @@ test('LoRA trainer (frozen base in a file, chunked head sessions) = the fused st
     const loss = { type: 'ppo' as const };
     const o = { weightDecay: 0.01, adamw: { maxGradNorm: 1 } };
     const lora = await LoraTrainer.create(c, frozen, ALL, start, { objective: 'policy', loss, ...o, runtime: { threads: 1 } });
+    // micro-batches of different widths: each trunk run pairs micro-batch i's backward with i+1's forward
+    const micro = await LoraTrainer.create(c, frozen, ALL, start, { objective: 'policy', loss, ...o, runtime: { threads: 1 } });
     const fused = await Trainer.create(buildPolicyTrainStep(c, { ...o, loss, weights: inputLoraWeights(ALL, { trainable: true, weightDecay: 0.01 }) }), start, { threads: 1 });
     const baseFeeds = Object.fromEntries(tensorShapes(c).map(([n, sh]) => [n, hostTensor('float32', sh, base.get(n)!)]));
     for (let step = 0; step < 3; step++) {
@@ -177,15 +179,21 @@ test('LoRA trainer (frozen base in a file, chunked head sessions) = the fused st
       const feeds = packPolicyBatch(rollouts, { padId: 0, temperature: 0.7 });
       const a = await fused.step({ ...feeds, ...baseFeeds }, 0.01);
       const b = await lora.step(feeds, 0.01);
-      for (const k of ['loss', 'grad_norm', 'clip_fraction', 'entropy_estimate']) assert.ok(Math.abs(a.metrics[k]! - b.metrics[k]!) <= 1e-4 * Math.max(1, Math.abs(a.metrics[k]!)), `step ${step} ${k}: ${b.metrics[k]} vs ${a.metrics[k]}`);
+      const parts = splitMicroBatches(feeds, 3);
+      assert.notEqual(parts[0]!.input_ids!.dims[1], parts[2]!.input_ids!.dims[1], 'micro-batches of different widths');
+      const m = await micro.step(parts, 0.01);
+      for (const k of ['loss', 'grad_norm', 'clip_fraction', 'entropy_estimate']) {
+        assert.ok(Math.abs(a.metrics[k]! - b.metrics[k]!) <= 1e-4 * Math.max(1, Math.abs(a.metrics[k]!)), `step ${step} ${k}: ${b.metrics[k]} vs ${a.metrics[k]}`);
+        if (k !== 'clip_fraction' && k !== 'entropy_estimate') assert.ok(Math.abs(a.metrics[k]! - m.metrics[k]!) <= 1e-4 * Math.max(1, Math.abs(a.metrics[k]!)), `micro-batches, step ${step} ${k}: ${m.metrics[k]} vs ${a.metrics[k]}`);
+      }
     }
-    const [pa, pb] = [fused.params(), lora.params()];
+    const [pa, pb, pm] = [fused.params(), lora.params(), micro.params()];
     for (const k of Object.keys(pa)) {
       let worst = 0;
-      for (let i = 0; i < pa[k]!.length; i++) worst = Math.max(worst, Math.abs(pa[k]![i]! - pb[k]![i]!));
+      for (let i = 0; i < pa[k]!.length; i++) worst = Math.max(worst, Math.abs(pa[k]![i]! - pb[k]![i]!), Math.abs(pa[k]![i]! - pm[k]![i]!));
       assert.ok(worst < 1e-5, `${k}: max |Δ| ${worst}`);
     }
-    await Promise.all([lora.release(), fused.release()]);
+    await Promise.all([lora.release(), micro.release(), fused.release()]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -98,13 +98,45 @@ export function headNormGraph(c: ModelConfig, dtype: DType): Graph {
  */
 export function headForwardChunkGraph(c: ModelConfig, dtype: DType, frozen?: FrozenChunk, topK?: number): Graph {
   const g = new Graph(frozen ? `lora.head.fwd.${frozen.index}` : 'layered.head.fwd');
-  const { z, onehot, w, start } = headChunk(g, c, dtype, frozen);
-  if (topK) {
-    const t = topInChunk(g, w, start, topK);
+  const h = headChunk(g, c, dtype, frozen);
+  headForwardOutputs(g, h, topK ? topInChunk(g, h.w, h.start, topK) : null);
+  return g;
+}
+
+/** The gradient of Σ g·log p over vocabulary rows [start, start + rows) (see the header). */
+export function headBackwardGraph(c: ModelConfig, dtype: DType, frozen?: FrozenChunk, topK?: number): Graph {
+  const g = new Graph(frozen ? `lora.head.bwd.${frozen.index}` : 'layered.head.bwd');
+  const h = headChunk(g, c, dtype, frozen);
+  headBackwardOutputs(g, dtype, h, !frozen, topK ? topInChunk(g, h.w, h.start, topK) : null);
+  return g;
+}
+
+/**
+ * head.fwd and head.bwd of one frozen chunk in one graph, so one session maps the chunk's rows
+ * (RSS counts a mapped page once per mapping). ORT runs every node whatever is fetched: the forward
+ * pass runs it with lse, d.logprobs (and d.top_at) at zero and fetches the forward outputs, paying
+ * the backward's dz·W product too (one [tokens × rows × D] matmul, about 3 % of a LoRA step).
+ */
+export function headChunkGraph(c: ModelConfig, dtype: DType, frozen: FrozenChunk, topK?: number): Graph {
+  const g = new Graph(`lora.head.${frozen.index}`);
+  const h = headChunk(g, c, dtype, frozen);
+  const top = topK ? topInChunk(g, h.w, h.start, topK) : null;
+  headForwardOutputs(g, h, top);
+  headBackwardOutputs(g, dtype, h, false, top);
+  return g;
+}
+
+type HeadChunk = ReturnType<typeof headChunk>;
+type TopInChunk = ReturnType<typeof topInChunk> & { topK: number };
+
+function headForwardOutputs(g: Graph, h: HeadChunk, t: TopInChunk | null): void {
+  const { z, onehot, start } = h;
+  if (t) {
+    const topK = t.topK;
     g.output('z_top', pad(where(t.inChunk, gatherElements(z, t.local, -1), 0), [0, 1, 0, 0, 0, 0])); // [B, T, k]
     // the student's own top-k within the chunk (for the overlap metric; the host merges chunks): k columns of
     // −1e30 appended so a chunk with fewer than k rows still has k candidates, none of which can win
-    const filler = expand(scalar(g, -1e30, dtype), [z.shape[0]!, z.shape[1]!, topK]);
+    const filler = expand(scalar(g, -1e30, z.dtype), [z.shape[0]!, z.shape[1]!, topK]);
     const [vals, idx] = topK_(concat([z, filler], -1), topK, -1);
     g.output('own_top_z', pad(vals, [0, 1, 0, 0, 0, 0]));
     g.output('own_top_ids', pad(add(idx, start), [0, 1, 0, 0, 0, 0]));
@@ -114,28 +146,23 @@ export function headForwardChunkGraph(c: ModelConfig, dtype: DType, frozen?: Fro
   g.output('max', front(squeeze(m, -1)));
   g.output('sum_exp', front(reduceSum(exp(sub(z, m)), -1, false)));
   g.output('z_next', front(reduceSum(mul(z, onehot), -1, false)));
-  return g;
 }
 
-/** The gradient of Σ g·log p over vocabulary rows [start, start + rows) (see the header). */
-export function headBackwardGraph(c: ModelConfig, dtype: DType, frozen?: FrozenChunk, topK?: number): Graph {
-  const g = new Graph(frozen ? `lora.head.bwd.${frozen.index}` : 'layered.head.bwd');
-  const { w, prev, z, onehot, invTemp, start } = headChunk(g, c, dtype, frozen);
+function headBackwardOutputs(g: Graph, dtype: DType, h: HeadChunk, headGrad: boolean, t: TopInChunk | null): void {
+  const { w, prev, z, onehot, invTemp } = h;
   const lse = g.input('lse', ['B', 'T'], dtype);
   const dlogp = g.input('d.logprobs', ['B', 'T'], dtype);
   const p = exp(sub(z, unsqueeze(predicted(lse), -1))); // softmax restricted to the chunk
   const gy = unsqueeze(predicted(dlogp), -1); // [B, T−1, 1]
   let dz = mul(sub(onehot, p), gy); // [B, T−1, C]
-  if (topK) {
-    const t = topInChunk(g, w, start, topK);
-    const gk = predicted(g.input('d.top_at', ['B', 'T', topK], dtype)); // [B, T−1, k]
+  if (t) {
+    const gk = predicted(g.input('d.top_at', ['B', 'T', t.topK], dtype)); // [B, T−1, k]
     const hits = scatterElements(mul(z, 0), t.local, where(t.inChunk, gk, 0), -1, 'add'); // Σ_j onehot(S_j)·g_j
     dz = sub(add(mul(onehot, gy), hits), mul(p, add(gy, reduceSum(gk, -1, true))));
   }
   dz = mul(dz, invTemp);
-  if (!frozen) g.output('d.head_chunk', matmul(transpose(flattenRows(dz), [1, 0]), flattenRows(prev))); // [C, D]
+  if (headGrad) g.output('d.head_chunk', matmul(transpose(flattenRows(dz), [1, 0]), flattenRows(prev))); // [C, D]
   g.output('dhn', pad(matmul(dz, w), [0, 0, 0, 0, 1, 0])); // [B, T, D], zero at the last position
-  return g;
 }
 
 /** [B, T−1]: the positions a token is predicted at (1..T−1). */
@@ -163,7 +190,7 @@ function headChunk(g: Graph, c: ModelConfig, dtype: DType, frozen?: FrozenChunk)
 function topInChunk(g: Graph, w: Tensor, start: Tensor, topK: number) {
   const rel = sub(predicted(g.input('teacher_top_ids', ['B', 'T', topK], 'int64')), start); // [B, T−1, k]
   const inChunk = and(greaterOrEqual(rel, scalar(g, 0, 'int64')), less(rel, dimValue(g, w.shape[0]!, 'int64')));
-  return { inChunk, local: where(inChunk, rel, scalar(g, 0, 'int64')) };
+  return { inChunk, local: where(inChunk, rel, scalar(g, 0, 'int64')), topK };
 }
 
 /** 0, 1, …, C−1 for the chunk's row count (symbolic C, or a frozen chunk's fixed rows). */

@@ -3,23 +3,32 @@
 // batch and [tokens × D] activations cross into ONNX Runtime. The step has the layered step's head
 // (layered-graphs.ts), with the frozen head's rows as initializers, one session per chunk:
 //
-//   trunk.fwd   adapters, ids, mask, positions -> hn = the decoder's normed hidden states [B, T, D]
-//   head.fwd.c  per vocab chunk c: max, Σexp, z of the next token -> host folds lse, log p
-//   loss        log p + the loss's inputs -> loss, metrics, d.logprobs
-//   head.bwd.c  per chunk: dhn += (onehot − softmax)·g/τ · W_c   (no gradient of the frozen head)
-//   trunk.grad  adapters, ids, ..., dhn -> ∂loss/∂adapters (the trunk's forward recomputed inside)
-//   update      AdamW on the host (engine/optim/host.ts): the moments never cross; per micro-batch
-//               the adapters go in twice (trunk.fwd, trunk.grad) and their gradients come out once
+//   trunk   adapters; micro-batch i: ids, mask, positions, dhn; micro-batch i+1: next.ids, ...
+//           -> ∂loss_i/∂adapters (the forward of i recomputed inside), hn of i+1 [B, T, D]
+//   head.c  forward, per vocab chunk c: max, Σexp, z of the next token -> host folds lse, log p
+//   loss    log p + the loss's inputs -> loss, metrics, d.logprobs
+//   head.c  backward, per chunk: dhn += (onehot − softmax)·g/τ · W_c   (no gradient of the frozen head)
+//   update  AdamW on the host (engine/optim/host.ts): the moments never cross
 //
-// So no graph holds [tokens × V] logits and their autodiff (one graph over all chunks kept about
-// 25 such buffers alive: 2.5 GB at 128 tokens on a 0.6B model). The head sessions run without an
-// arena, or each would keep its peak. RSS counts the base once per session that maps it (PSS once).
-// A batch is cut into micro-batches of ≤ `microTokens` positions (default 256), which bounds the
-// trunk's autodiff activations (about 150 MB per layer per 1024 tokens on a 0.6B shape). The first
+// One trunk run does micro-batch i's backward and i+1's forward (a one-token dummy fills the half that
+// has none: the first run's backward, the last run's forward), so the adapters go in once per
+// micro-batch plus once per step and their gradients come out once per micro-batch. One session serves
+// both passes of the trunk and of each head chunk, so each base byte is mapped by one session: RSS
+// counts a file page once per mapping, and with a forward and a backward session each it read about
+// 2 × the base (8.5 GB at 0.6B, PSS 5.7). ORT runs every node of a graph whatever is fetched, so a
+// head chunk's forward pass (its backward inputs at zero) also pays its backward's dz·W product
+// (about 3 % of a step). No graph holds [tokens × V] logits and their autodiff (one graph over all
+// chunks kept about 25 such buffers alive: 2.5 GB at 128 tokens on a 0.6B model). The mapped
+// sessions run without an ORT arena: an arena keeps its peak, and with ORT's memory pattern the
+// trunk's kept its first run's buffers beside the planned block (anonymous memory doubled on the
+// second step). A batch is cut into micro-batches of ≤ `microTokens` positions (default 256), which
+// bounds the trunk's autodiff activations (about 1 GB per 256 positions on a 0.6B shape). The first
 // micro-batch writes the gradient buffers, later ones add.
 
+import { closeSync, openSync, readSync } from 'node:fs';
+import path from 'node:path';
 import { compile } from '../../engine/exec.ts';
-import { type DType, Graph, type Tensor, grad } from '../../engine/index.ts';
+import { type DType, Graph, type Tensor, add, cast, grad, less, reduceSum, rmsNorm } from '../../engine/index.ts';
 import type { AdamWConfig } from '../../engine/optim/adamw.ts';
 import type { FloatArray } from '../../engine/optim/chunked.ts';
 import { hostAdamW } from '../../engine/optim/host.ts';
@@ -28,11 +37,11 @@ import type { RuntimeOptions, Session } from '../../engine/runtime/session.ts';
 import type { ParamSpec } from '../../engine/train/graph.ts';
 import { type Batch, type ParamValues, type StepResult, combineMetrics } from '../../engine/train/trainer.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { type FrozenBase, type FrozenChunk, frozenWeights, headChunkRefs } from '../model/frozen.ts';
-import { attentionBias, decoder } from '../model/lm.ts';
+import { BASE_FILE, type FrozenBase, type FrozenChunk, frozenWeights, headChunkRefs } from '../model/frozen.ts';
+import { attentionBias, concatAttend, layer, ropeTables } from '../model/lm.ts';
 import { type LoraSpec, loraShapes } from '../model/lora.ts';
 import { type Combine, HostTrainer, LogsumexpFold, TopkFold } from './host-trainer.ts';
-import { type LogprobObjective, headBackwardGraph, headForwardChunkGraph, lossGraph } from './layered-graphs.ts';
+import { type LogprobObjective, headChunkGraph, lossGraph } from './layered-graphs.ts';
 import type { PolicyLossOptions } from './policy.ts';
 import { policyLossOnLogprobs, sftLossOnLogprobs, splitMicroBatches } from './step.ts';
 
@@ -48,24 +57,45 @@ export interface LoraTrainerOptions {
 
 const MODEL_FEEDS = new Set(['input_ids', 'attention_mask', 'position_ids', 'inv_temperature']);
 
-/** The decoder on a frozen base with adapters as inputs: hn, or (with `withGrad`) ∂⟨hn, dhn⟩/∂adapters. */
-function trunkGraph(c: ModelConfig, base: FrozenBase, spec: LoraSpec, withGrad: boolean): Graph {
-  const g = new Graph(withGrad ? 'lora.trunk.grad' : 'lora.trunk.fwd');
+/**
+ * The decoder on a frozen base with adapters as inputs, twice over the same initializers and adapters:
+ * the forward of one sequence batch (inputs `next.*` -> hn) and ∂⟨hn, dhn⟩/∂adapters of another
+ * (inputs without prefix, the forward recomputed inside). One session maps the base's layers once, and
+ * one run does micro-batch i's backward with micro-batch i+1's forward (a one-token dummy stands in
+ * for the missing half at either end): ORT runs every node whatever is fetched, so a graph with only
+ * one sequence input would pay a backward in every forward pass.
+ */
+function trunkGraph(c: ModelConfig, base: FrozenBase, spec: LoraSpec): Graph {
+  const g = new Graph('lora.trunk');
   const dtype: DType = 'float32';
   const p = frozenWeights(base, spec)(g, c, dtype);
-  const ids = g.input('input_ids', ['B', 'T'], 'int64');
-  const mask = g.input('attention_mask', ['B', 'T'], 'int64');
-  const positions = g.input('position_ids', ['B', 'T'], 'int64');
-  const { hidden } = decoder(c, p, { ids, positions, bias: attentionBias(mask, 'T', 'T', dtype) }); // [B, T, D], normed
-  if (!withGrad) {
-    g.output('hn', hidden);
-    return g;
-  }
+  // the decoder from its input embeddings: the host reads the token rows from base.bin (pread), so no
+  // session maps the embedding matrix for a gather (random rows fault in whole read-ahead windows,
+  // counted again in RSS beside the head chunks' mapping of the same bytes)
+  const forward = (prefix: string, b: string, t: string, after?: Tensor) => {
+    let h = g.input(`${prefix}embeds`, [b, t, c.hiddenSize], dtype); // [B, T, D] = E[ids]
+    if (after) h = add(h, cast(less(after, after), dtype)); // + exactly 0 (x < x is false, NaN too), only an ordering
+    const mask = g.input(`${prefix}attention_mask`, [b, t], 'int64');
+    const positions = g.input(`${prefix}position_ids`, [b, t], 'int64');
+    const rope = ropeTables(positions, c.invFreq, dtype);
+    const bias = attentionBias(mask, t, t, dtype);
+    for (let i = 0; i < c.numLayers; i++) h = g.scope(`layers.${i}`, () => layer(c, p, `model.layers.${i}`, h, rope, bias, undefined, concatAttend)).h;
+    return rmsNorm(h, p['model.norm.weight']!, c.rmsNormEps); // [B, T, D], normed
+  };
+  const hnNext = forward(NEXT, 'Bn', 'Tn');
+  g.output('hn', hnNext);
+  // the backward half starts from a value of the forward half's result, so ORT finishes that forward
+  // (and frees its buffers) first: run side by side, its buffers sat beside the backward's activations
+  const hidden = forward('', 'B', 'T', reduceSum(hnNext, [0, 1, 2], false)); // a scalar
   const names = loraShapes(c, spec).map(([n]) => n);
   const grads = grad(hidden, names.map((n) => p[n] as Tensor), { dy: g.input('dhn', ['B', 'T', c.hiddenSize], dtype) });
   names.forEach((n, i) => g.output(`grad.${n}`, grads[i]!));
   return g;
 }
+
+const NEXT = 'next.';
+/** A micro-batch's trunk inputs: E[ids] read on the host, the mask and the positions. */
+type Seq = { embeds: HostTensor; attention_mask: HostTensor; position_ids: HostTensor };
 
 export class LoraTrainer extends HostTrainer {
   private readonly scratch = new Map<string, FloatArray>();
@@ -73,13 +103,16 @@ export class LoraTrainer extends HostTrainer {
   private constructor(
     paramSpecs: readonly ParamSpec[],
     w: Map<string, FloatArray>,
-    private readonly s: { trunkFwd: Session; trunkGrad: Session; headFwd: Session[]; headBwd: Session[]; loss: Session },
+    private readonly s: { trunk: Session; head: Session[]; loss: Session },
     private readonly chunks: FrozenChunk[],
     private readonly adamw: Partial<AdamWConfig>,
     private readonly microTokens: number,
     private readonly loss: { metrics: string[]; combine: Combine },
     /** k of a top-k divergence in the objective (the head chunks then compute log π_θ at teacher_top_ids), or null. */
     private readonly topK: number | null,
+    private readonly hidden: number,
+    /** base.bin, open for reading embedding rows, and where the embedding starts in it. */
+    private readonly embed: { fd: number; file: string; offset: number; vocab: number },
   ) {
     super(paramSpecs, w, 'float32');
     for (const p of paramSpecs) this.scratch.set(p.name, this.zeros(w.get(p.name)!.length));
@@ -98,27 +131,42 @@ export class LoraTrainer extends HostTrainer {
     const objective: LogprobObjective = o.objective === 'policy' ? policyLossOnLogprobs({ loss: o.loss }) : sftLossOnLogprobs({});
     const topK = o.objective === 'policy' ? o.loss?.distill?.divergence?.topK : undefined;
     const lg = lossGraph(objective, 'float32', topK);
-    const [trunkFwd, trunkGrad, loss, headFwd, headBwd] = await Promise.all([
-      compile(trunkGraph(c, base, spec, false), mapped),
-      compile(trunkGraph(c, base, spec, true), mapped),
+    // no arenas on the mapped sessions: an arena keeps its peak, and with ORT's memory pattern it
+    // kept the first run's buffers beside the planned block (the trunk's anonymous memory doubled)
+    const [trunk, loss, head] = await Promise.all([
+      compile(trunkGraph(c, base, spec), { ...mapped, memArena: false }),
       compile(lg.graph, o.runtime),
-      Promise.all(chunks.map((k) => compile(headForwardChunkGraph(c, 'float32', k, topK), { ...mapped, memArena: false }))),
-      Promise.all(chunks.map((k) => compile(headBackwardGraph(c, 'float32', k, topK), { ...mapped, memArena: false }))),
+      Promise.all(chunks.map((k) => compile(headChunkGraph(c, 'float32', k, topK), { ...mapped, memArena: false }))),
     ]);
-    return new LoraTrainer(specs, w, { trunkFwd, trunkGrad, headFwd, headBwd, loss }, chunks, o.adamw ?? {}, o.microTokens ?? 256, lg, topK ?? null);
+    return new LoraTrainer(specs, w, { trunk, head, loss }, chunks, o.adamw ?? {}, o.microTokens ?? 256, lg, topK ?? null, c.hiddenSize, {
+      fd: openSync(path.join(base.dir, BASE_FILE), 'r'),
+      file: path.join(base.dir, BASE_FILE),
+      offset: base.entries.get('model.embed_tokens.weight')!.offset,
+      vocab: c.vocabSize,
+    });
   }
 
   async step(batch: Batch | readonly Batch[], lr: number): Promise<StepResult> {
     const batches = Array.isArray(batch) ? batch : this.split(batch as Batch);
     if (batches.length === 0) throw new Error('LoraTrainer.step: no micro-batches');
     const per: Array<Record<string, number>> = [];
-    for (let i = 0; i < batches.length; i++) per.push(await this.backward(batches[i]!, i === 0));
+    const adapters = this.paramViews();
+    const seqs = batches.map((b) => this.seqOf(b));
+    // micro-batch 0's forward (with a dummy backward), then each run: backward of i + forward of i+1
+    let hn = (await this.s.trunk.run({ ...adapters, ...next(seqs[0]!), ...this.dummy, dhn: this.dummyDhn }, ['hn'])).hn!;
+    for (let i = 0; i < batches.length; i++) {
+      const r = await this.backward(batches[i]!, seqs[i]!, hn, adapters, i + 1 < seqs.length ? seqs[i + 1]! : null, i === 0);
+      per.push(r.metrics);
+      if (r.hnNext) hn = r.hnNext;
+    }
     const combined = combineMetrics(per, this.loss.combine);
     return this.finish(combined, this.loss.metrics, hostAdamW(this.slots(), lr, this.t + 1, Number.isFinite(combined.loss!), this.adamw));
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.s.trunkFwd, this.s.trunkGrad, this.s.loss, ...this.s.headFwd, ...this.s.headBwd].map((x) => x.release()));
+    await Promise.all([this.s.trunk, this.s.loss, ...this.s.head].map((x) => x.release()));
+    if (this.embed.fd >= 0) closeSync(this.embed.fd);
+    this.embed.fd = -1;
   }
 
   private split(batch: Batch): Batch[] {
@@ -126,21 +174,57 @@ export class LoraTrainer extends HostTrainer {
     return splitMicroBatches(batch, Math.min(rows, Math.max(1, Math.ceil((rows * width) / this.microTokens))));
   }
 
-  private async backward(batch: Batch, first: boolean): Promise<Record<string, number>> {
-    const model: Batch = {};
+  private seqOf(batch: Batch): Seq {
+    const { input_ids, attention_mask, position_ids, inv_temperature } = batch;
+    if (!input_ids || !attention_mask || !position_ids || !inv_temperature) throw new Error('LoraTrainer: a batch needs input_ids, attention_mask, position_ids and inv_temperature');
+    return { embeds: this.embedRows(input_ids), attention_mask, position_ids };
+  }
+
+  /** E[ids] [B, T, D], each row read from base.bin (the embedding is frozen; nothing maps it for this). */
+  private embedRows(ids: HostTensor): HostTensor {
+    const D = this.hidden;
+    const out = new Float32Array(ids.data.length * D);
+    const bytes = new Uint8Array(out.buffer);
+    const { fd, file, offset, vocab } = this.embed;
+    for (let n = 0; n < ids.data.length; n++) {
+      const id = Number(ids.data[n]);
+      if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new Error(`LoraTrainer: input_ids[${Math.floor(n / ids.dims[1]!)}][${n % ids.dims[1]!}] = ${id} is outside the vocabulary [0, ${vocab}); the batch was packed for another tokenizer or model`);
+      const got = readSync(fd, bytes, n * D * 4, D * 4, offset + id * D * 4);
+      if (got !== D * 4) throw new Error(`${file}: short read of embedding row ${id} (${got} of ${D * 4} bytes); the frozen base is truncated, write it again`);
+    }
+    return this.tensor(out, [...ids.dims, D]);
+  }
+
+  /** One token of one row: the half of a trunk run that has no micro-batch (its outputs are dropped). */
+  private get dummy(): Seq {
+    const one = (v: bigint) => hostTensor('int64', [1, 1], BigInt64Array.of(v));
+    return { embeds: this.tensor(this.zeros(this.hidden), [1, 1, this.hidden]), attention_mask: one(1n), position_ids: one(0n) };
+  }
+
+  private get dummyDhn(): HostTensor {
+    return this.tensor(this.zeros(this.hidden), [1, 1, this.hidden]);
+  }
+
+  /**
+   * Head, loss and the trunk's backward of one micro-batch whose hn is given; the same trunk run
+   * returns the forward (hn) of `nextSeq` when there is one.
+   */
+  private async backward(batch: Batch, seq: Seq, hn: HostTensor, adapters: Record<string, HostTensor>, nextSeq: Seq | null, first: boolean): Promise<{ metrics: Record<string, number>; hnNext: HostTensor | null }> {
     const lossFeeds: Batch = {};
-    for (const [k, x] of Object.entries(batch)) (MODEL_FEEDS.has(k) ? model : lossFeeds)[k] = x;
-    const { input_ids: ids, attention_mask: mask, position_ids: positions, inv_temperature: invTemp } = model;
-    if (!ids || !mask || !positions || !invTemp) throw new Error('LoraTrainer: a batch needs input_ids, attention_mask, position_ids and inv_temperature');
-    const seq = { input_ids: ids, attention_mask: mask, position_ids: positions };
-    const adapters = this.paramViews();
-    const hn = (await this.s.trunkFwd.run({ ...adapters, ...seq })).hn!;
+    for (const [k, x] of Object.entries(batch)) if (!MODEL_FEEDS.has(k)) lossFeeds[k] = x;
+    const ids = batch.input_ids!;
+    const invTemp = batch.inv_temperature!;
+    const [B, T] = ids.dims as [number, number];
+    // the head's forward passes: its backward inputs at zero, only the forward outputs fetched
     const starts = this.chunks.map((k) => hostTensor('int64', [], BigInt64Array.of(BigInt(k.start))));
     const fold = new LogsumexpFold(ids.dims as [number, number]);
     const top = this.topK ? new TopkFold(this.topK, lossFeeds.teacher_top_ids) : null;
     const topFeed: Batch = top ? { teacher_top_ids: lossFeeds.teacher_top_ids! } : {};
-    for (const [i, fwd] of this.s.headFwd.entries()) {
-      const r = await fwd.run({ hn, input_ids: ids, inv_temperature: invTemp, chunk_start: starts[i]!, ...topFeed });
+    const zeroBT = this.tensor(this.zeros(B * T), [B, T]);
+    const idle: Batch = { lse: zeroBT, 'd.logprobs': zeroBT, ...(top ? { 'd.top_at': this.tensor(this.zeros(B * T * this.topK!), [B, T, this.topK!]) } : {}) };
+    const fwdOut = ['max', 'sum_exp', 'z_next', ...(top ? ['z_top', 'own_top_z', 'own_top_ids'] : [])];
+    for (const [i, head] of this.s.head.entries()) {
+      const r = await head.run({ hn, input_ids: ids, inv_temperature: invTemp, chunk_start: starts[i]!, ...topFeed, ...idle }, fwdOut);
       fold.add(r);
       top?.add(r);
     }
@@ -149,16 +233,21 @@ export class LoraTrainer extends HostTrainer {
     const out = await this.s.loss.run({ logprobs: head.logprobs, ...topAt, ...lossFeeds });
     const dtop: Batch = top ? { 'd.top_at': out['d.top_at']!, ...topFeed } : {};
     const dhn = this.zeros(hn.data.length);
-    for (const [i, bwd] of this.s.headBwd.entries()) {
+    for (const [i, bwd] of this.s.head.entries()) {
       const feeds = { hn, input_ids: ids, lse: head.lse, 'd.logprobs': out['d.logprobs']!, inv_temperature: invTemp, chunk_start: starts[i]!, ...dtop };
-      addInto(dhn, (await bwd.run(feeds)).dhn!.data as FloatArray);
+      addInto(dhn, (await bwd.run(feeds, ['dhn'])).dhn!.data as FloatArray);
     }
-    const fetches: Record<string, HostTensor> = {};
+    const fetches: Record<string, HostTensor | null> = nextSeq ? { hn: null } : {};
     for (const p of this.paramSpecs) fetches[`grad.${p.name}`] = this.tensor((first ? this.g : this.scratch).get(p.name)!, p.shape);
-    await this.s.trunkGrad.run({ ...adapters, ...seq, dhn: this.tensor(dhn, hn.dims) }, fetches);
+    const r = await this.s.trunk.run({ ...adapters, ...seq, dhn: this.tensor(dhn, hn.dims), ...next(nextSeq ?? this.dummy) }, fetches);
     if (!first) for (const p of this.paramSpecs) addInto(this.g.get(p.name)!, this.scratch.get(p.name)!);
     const metrics: Record<string, number> = { loss: Number(out.loss!.data[0]) };
     for (const n of this.loss.metrics) metrics[n] = Number(out[n]!.data[0]);
-    return metrics;
+    return { metrics, hnNext: nextSeq ? r.hn! : null };
   }
+}
+
+/** A sequence batch as the trunk's forward-half inputs. */
+function next(seq: Seq): Record<string, HostTensor> {
+  return { [`${NEXT}embeds`]: seq.embeds, [`${NEXT}attention_mask`]: seq.attention_mask, [`${NEXT}position_ids`]: seq.position_ids };
 }
