@@ -28,7 +28,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { compile } from '../../engine/exec.ts';
-import { type DType, Graph, type Tensor, add, cast, grad, less, reduceSum, rmsNorm } from '../../engine/index.ts';
+import { type DType, Graph, type Tensor, grad, rmsNorm } from '../../engine/index.ts';
 import type { AdamWConfig } from '../../engine/optim/adamw.ts';
 import type { FloatArray } from '../../engine/optim/chunked.ts';
 import { hostAdamW } from '../../engine/optim/host.ts';
@@ -72,9 +72,8 @@ function trunkGraph(c: ModelConfig, base: FrozenBase, spec: LoraSpec): Graph {
   // the decoder from its input embeddings: the host reads the token rows from base.bin (pread), so no
   // session maps the embedding matrix for a gather (random rows fault in whole read-ahead windows,
   // counted again in RSS beside the head chunks' mapping of the same bytes)
-  const forward = (prefix: string, b: string, t: string, after?: Tensor) => {
+  const forward = (prefix: string, b: string, t: string) => {
     let h = g.input(`${prefix}embeds`, [b, t, c.hiddenSize], dtype); // [B, T, D] = E[ids]
-    if (after) h = add(h, cast(less(after, after), dtype)); // + exactly 0 (x < x is false, NaN too), only an ordering
     const mask = g.input(`${prefix}attention_mask`, [b, t], 'int64');
     const positions = g.input(`${prefix}position_ids`, [b, t], 'int64');
     const rope = ropeTables(positions, c.invFreq, dtype);
@@ -82,11 +81,8 @@ function trunkGraph(c: ModelConfig, base: FrozenBase, spec: LoraSpec): Graph {
     for (let i = 0; i < c.numLayers; i++) h = g.scope(`layers.${i}`, () => layer(c, p, `model.layers.${i}`, h, rope, bias, undefined, concatAttend)).h;
     return rmsNorm(h, p['model.norm.weight']!, c.rmsNormEps); // [B, T, D], normed
   };
-  const hnNext = forward(NEXT, 'Bn', 'Tn');
-  g.output('hn', hnNext);
-  // the backward half starts from a value of the forward half's result, so ORT finishes that forward
-  // (and frees its buffers) first: run side by side, its buffers sat beside the backward's activations
-  const hidden = forward('', 'B', 'T', reduceSum(hnNext, [0, 1, 2], false)); // a scalar
+  g.output('hn', forward(NEXT, 'Bn', 'Tn'));
+  const hidden = forward('', 'B', 'T');
   const names = loraShapes(c, spec).map(([n]) => n);
   const grads = grad(hidden, names.map((n) => p[n] as Tensor), { dy: g.input('dhn', ['B', 'T', c.hiddenSize], dtype) });
   names.forEach((n, i) => g.output(`grad.${n}`, grads[i]!));
