@@ -160,6 +160,22 @@ test('LoRA trainer: the base file stays bit-identical over steps while the adapt
   }
 });
 
+test('LoRA trainer: a token id outside the vocabulary is refused, naming the row, position and id (the trunk reads embedding rows on the host)', async () => {
+  const c = parseConfig({ architectures: ['Qwen3ForCausalLM'], vocab_size: 300, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8, tie_word_embeddings: true, initializer_range: 0.2 });
+  const dir = mkdtempSync(path.join(tmpdir(), 'opd-lora-oov-'));
+  try {
+    const frozen = await writeFrozenBase(dir, c, new Map(Object.entries(asF32(tinyWeights(c, 6)))));
+    const trainer = await LoraTrainer.create(c, frozen, ALL, Object.fromEntries(initLora(c, ALL, 1)), { objective: 'policy', loss: {}, runtime: { threads: 1 } });
+    const rollouts = randomRollouts(2, 4, 5, 2).map(({ refLogprobs: _r, teacherLogprobs: _t, ...r }) => ({ ...r, advantages: r.completionIds.map(() => 1) }));
+    rollouts[1]!.completionIds[0] = 300;
+    const feeds = packPolicyBatch(rollouts, { padId: 0 });
+    await assert.rejects(trainer.step(feeds, 0.01), /input_ids\[1\]\[\d+\] = 300 is outside the vocabulary \[0, 300\)/);
+    await trainer.release();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('LoRA trainer (frozen base in a file, chunked head sessions) = the fused step of the same objective with the base as inputs, whole batch and in 3 micro-batches', async () => {
   const c = parseConfig({ architectures: ['Qwen2ForCausalLM'], vocab_size: 1100, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, tie_word_embeddings: false, initializer_range: 0.2 });
   const dir = mkdtempSync(path.join(tmpdir(), 'opd-lora-eq-'));
