@@ -167,7 +167,7 @@ test('LoRA trainer: a token id outside the vocabulary is refused, naming the row
     const frozen = await writeFrozenBase(dir, c, new Map(Object.entries(asF32(tinyWeights(c, 6)))));
     const trainer = await LoraTrainer.create(c, frozen, ALL, Object.fromEntries(initLora(c, ALL, 1)), { objective: 'policy', loss: {}, runtime: { threads: 1 } });
     const rollouts = randomRollouts(2, 4, 5, 2).map(({ refLogprobs: _r, teacherLogprobs: _t, ...r }) => ({ ...r, advantages: r.completionIds.map(() => 1) }));
-    rollouts[1]!.completionIds[0] = 300;
+    rollouts[1] = { ...rollouts[1]!, completionIds: [300, ...rollouts[1]!.completionIds.slice(1)] };
     const feeds = packPolicyBatch(rollouts, { padId: 0 });
     await assert.rejects(trainer.step(feeds, 0.01), /input_ids\[1\]\[\d+\] = 300 is outside the vocabulary \[0, 300\)/);
     await trainer.release();
