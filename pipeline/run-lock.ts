@@ -87,7 +87,7 @@ export function lockRunDir(dir: string, warn: (message: string) => void = () => 
     const holder = parseHolder(raw);
     if (!holder) throw new Error(`${file} is not a lock record ({pid, host, since, command}): if no opd process runs on ${path.dirname(file)}, delete ${file} and start again`);
     if (holder.host !== me.host) throw new RunLockedError(file, holder, `It runs on another host, so whether it is alive cannot be checked from here: if it is not, delete ${file} and start again`);
-    if (holder.pid !== process.pid && alive(holder.pid)) throw new RunLockedError(file, holder, `Wait for it to finish or stop it (kill -TERM ${holder.pid}: it commits a checkpoint), then resume; if pid ${holder.pid} is not an opd process, delete ${file}`);
+    if (holder.pid !== process.pid && pidAlive(holder.pid)) throw new RunLockedError(file, holder, `Wait for it to finish or stop it (kill -TERM ${holder.pid}: it commits a checkpoint), then resume; if pid ${holder.pid} is not an opd process, delete ${file}`);
     // stale: its process is gone (or it is this pid, reused after a reboot, and not held by us)
     const aside = `${file}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
@@ -146,7 +146,7 @@ function parseHolder(raw: string): LockHolder | null {
 }
 
 /** Whether `pid` runs on this host (EPERM: it runs, as another user). */
-function alive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -24,6 +24,7 @@ import path from 'node:path';
 import { CorruptArtifactError } from '../data/store/shards.ts';
 import { atomicWriteFile, fsyncDir, tempPathFor } from '../engine/io/atomic.ts';
 import { initModelDir, tinyConfig } from '../student/model/init.ts';
+import { pidAlive } from './run-lock.ts';
 
 type Warn = (message: string) => void;
 
@@ -53,14 +54,6 @@ export async function sweepDeadTemps(dir: string): Promise<string[]> {
   return gone;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** `<runDir>/student-init`, the tiny built-in student of `seed`: created once, whole or not at all. */
 export async function builtinStudentDir(runDir: string, seed: number, warn: Warn = () => {}): Promise<string> {
