@@ -322,7 +322,7 @@ async function trainSft(trainer: StepTrainer, rollouts: readonly RolloutRow[], s
       updates++;
     }
   }
-  return { metrics: { sft_loss: loss }, skipped, updates };
+  return { metrics: { loss }, skipped, updates }; // the SFT cross-entropy, under the name progress and the report plot
 }
 
 /** μ epochs over the step's rollouts, each split into `minibatches` optimizer updates (by group). */
