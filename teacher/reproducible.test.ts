@@ -4,15 +4,15 @@
 // threads, where packing sequences into one run changed log-probs by 1 ulp (issue 13 item 4).
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { initModelDir, tinyConfig } from '../student/model/init.ts';
 import { tinyRunConfig } from '../pipeline/recipes/tiny-job.ts';
-import { opd, OPD_BIN } from '../pipeline/cli/opd-bin.ts';
+import { opd } from '../pipeline/cli/opd-bin.ts';
 import { HttpTeacher } from './http.ts';
+import { spawnTeacherServe } from './serve-child.ts';
 import { LocalTeacher } from './local.ts';
 import { TeacherServer } from './server.ts';
 import type { TeacherRequest, TeacherScore } from './types.ts';
@@ -95,20 +95,8 @@ test('teacher server: the same requests at concurrency 1 and 8, in any order, gi
 
 /** `opd teacher serve` on the big model (2 threads) in a child process; resolves with its URL and a stop function. */
 async function serve(model: string): Promise<{ url: string; stop(): Promise<number | null> }> {
-  const child = spawn(process.execPath, [OPD_BIN, 'teacher', 'serve', '--model', model, '--port', '0', '--threads', '2', '--max-logprobs', '0'], { env: { ...process.env, OPD_LOG_LEVEL: 'warn' } });
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then((code) => reject(new Error(`opd teacher serve exited ${code}: ${err}`)));
-  });
-  return { url, stop: () => (child.kill('SIGTERM'), exited) };
+  const { child, url, exited } = await spawnTeacherServe(['--model', model, '--port', '0', '--threads', '2', '--max-logprobs', '0']);
+  return { url, stop: () => (child.kill('SIGTERM'), exited as Promise<number | null>) };
 }
 
 test('opd run with an `opd teacher serve` teacher: concurrency 1, 8 and 8 again give identical checkpoint bytes', { timeout: 600_000 }, async () => {

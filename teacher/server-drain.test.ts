@@ -4,7 +4,6 @@
 // measures time: a server that fails to stop shows up as the test's timeout.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import { mkdtempSync } from 'node:fs';
@@ -12,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { initModelDir, tinyConfig } from '../student/model/init.ts';
-import { OPD_BIN } from '../pipeline/cli/opd-bin.ts';
 import { LocalTeacher } from './local.ts';
+import { spawnTeacherServe } from './serve-child.ts';
 import { TeacherServer } from './server.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'opd-server-drain-'));
@@ -99,29 +98,15 @@ test('cut() during close() (a second signal) ends the drain at once', { timeout:
 });
 
 test('opd teacher serve: SIGTERM answers requests sent just before it, cuts a half-sent one after --drain-seconds, exits 0', { timeout: 120_000 }, async () => {
-  const child = spawn(process.execPath, [OPD_BIN, 'teacher', 'serve', '--model', dir, '--port', '0', '--max-logprobs', '1', '--threads', '1', '--drain-seconds', '5'], {
-    env: { ...process.env, OPD_LOG_LEVEL: 'warn' },
-  });
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then((code) => reject(new Error(`exited ${code}: ${err}`)));
-  });
+  const { child, url, exited, stderr } = await spawnTeacherServe(['--model', dir, '--port', '0', '--max-logprobs', '1', '--threads', '1', '--drain-seconds', '5']);
   const half = await connect(url);
   half.socket.write(REQUEST(0).slice(0, -3));
   const conns = await Promise.all(Array.from({ length: 8 }, () => connect(url)));
   conns.forEach((c, i) => c.socket.write(REQUEST(i)));
   child.kill('SIGTERM');
-  assert.equal(await exited, 0, err);
+  assert.equal(await exited, 0, stderr());
   await Promise.all([half.closed, ...conns.map((c) => c.closed)]);
   conns.forEach((c, i) => assert.deepEqual(statuses(c.text()), [200], `connection ${i} got no answer: ${JSON.stringify(c.text().slice(0, 200))}`));
   assert.deepEqual(statuses(half.text()), []);
-  assert.match(err, /1 connection\(s\) still open after the drain period closed/);
+  assert.match(stderr(), /1 connection\(s\) still open after the drain period closed/);
 });

@@ -3,13 +3,13 @@
 // into few teacher calls; loopback-only binding; and `opd teacher serve` end to end.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { initModelDir, tinyConfig } from '../student/model/init.ts';
 import { LocalTeacher } from './local.ts';
+import { spawnTeacherServe } from './serve-child.ts';
 import { Batcher, isLoopback, type ServedTeacher, TeacherServer, type TeacherServerOptions } from './server.ts';
 import type { TeacherRequest } from './types.ts';
 
@@ -235,22 +235,7 @@ test('binds loopback only unless allowed', async () => {
 test('opd teacher serve: prints the URL, serves with a token, exits 0 on SIGTERM', async () => {
   const tokenFile = join(root, 'token');
   writeFileSync(tokenFile, 'cli-token\n');
-  const bin = new URL('../bin/opd.mjs', import.meta.url).pathname;
-  const child = spawn(process.execPath, [bin, 'teacher', 'serve', '--model', dir, '--port', '0', '--token-file', tokenFile, '--max-logprobs', '2', '--threads', '1'], {
-    env: { ...process.env, OPD_LOG_LEVEL: 'warn' },
-  });
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then((code) => reject(new Error(`exited ${code}: ${err}`)));
-  });
+  const { child, url, exited, stderr } = await spawnTeacherServe(['--model', dir, '--port', '0', '--token-file', tokenFile, '--max-logprobs', '2', '--threads', '1']);
   try {
     const body = { model: dir, prompt: [1, 2, 3], max_tokens: 1, prompt_logprobs: 2 };
     const denied = await fetch(`${url}/v1/completions`, { method: 'POST', body: JSON.stringify(body) });
@@ -261,5 +246,5 @@ test('opd teacher serve: prints the URL, serves with a token, exits 0 on SIGTERM
   } finally {
     child.kill('SIGTERM');
   }
-  assert.equal(await exited, 0, err);
+  assert.equal(await exited, 0, stderr());
 });
