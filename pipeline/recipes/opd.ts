@@ -305,47 +305,47 @@ function feedsOf(m: { config: ModelConfig; weights: Weights }): WeightSource {
   return () => feeds;
 }
 
-/** sft_teacher: μ epochs of SFT updates on the teacher's samples, `minibatches` per epoch (by group), like trainEpochs. */
-async function trainSft(trainer: StepTrainer, rollouts: readonly RolloutRow[], s: OpdSettings, padId: number, lr: number) {
+/**
+ * μ epochs over the step's rollouts, each split into `minibatches` optimizer updates (by group); `pack`
+ * turns a minibatch into the step's feeds (null: nothing to train on). The first update is on-policy:
+ * its metrics (ratio/clip stats, or the SFT loss) are the step's.
+ */
+async function trainUpdates(trainer: StepTrainer, rollouts: readonly RolloutRow[], s: OpdSettings, lr: number, pack: (mb: readonly RolloutRow[]) => Promise<Parameters<StepTrainer['step']>[0] | null>) {
   const size = Math.ceil(rollouts.length / s.sampling.groupSize / s.minibatches) * s.sampling.groupSize;
-  let loss = 0;
-  let skipped = false;
-  let updates = 0;
-  for (let e = 0; e < s.epochs; e++) {
-    for (let at = 0; at < rollouts.length; at += size) {
-      const mb = rollouts.slice(at, at + size).filter((r) => r.completionIds.length > 0);
-      if (!mb.length) continue;
-      const feeds = packSftBatch(mb.map((r) => ({ promptIds: r.promptIds, completionIds: r.completionIds })), { padId });
-      const r = await trainer.step(s.microBatches > 1 ? splitMicroBatches(feeds, s.microBatches) : feeds, lr);
-      if (updates === 0) loss = r.loss;
-      skipped ||= r.skipped;
-      updates++;
-    }
-  }
-  return { metrics: { loss }, skipped, updates }; // the SFT cross-entropy, under the name progress and the report plot
-}
-
-/** μ epochs over the step's rollouts, each split into `minibatches` optimizer updates (by group). */
-async function trainEpochs(trainer: StepTrainer, rollouts: readonly RolloutRow[], s: OpdSettings, { padId, lr, distill, topK, vocabRows, teacherStates }: { padId: number; lr: number; distill: boolean; topK?: number; vocabRows: number; teacherStates?: TeacherStates }) {
-  const perGroup = s.sampling.groupSize;
-  const groups = rollouts.length / perGroup;
-  const size = Math.ceil(groups / s.minibatches) * perGroup;
   let metrics: Record<string, number> = {};
   let skipped = false;
   let updates = 0;
   for (let e = 0; e < s.epochs; e++) {
     for (let at = 0; at < rollouts.length; at += size) {
-      const mb = rollouts.slice(at, at + size);
-      const feeds = packPolicyBatch(mb, { padId, aggregation: s.aggregation, maxCompletionLen: s.maxCompletionLen, temperature: s.sampling.temperature || 1, maskTruncated: s.maskTruncated, distill, topK, vocabRows });
-      // a full-vocabulary divergence: the teacher's states on these very sequences (cut with the rows), its head shared
-      const tf = teacherStates ? await teacherStates.feeds(feeds) : undefined;
-      if (tf) feeds.teacher_hidden = tf.teacher_hidden!;
-      const parts = s.microBatches > 1 ? splitMicroBatches(feeds, s.microBatches) : feeds;
-      const r = await trainer.step(tf ? withTeacherFeeds(parts, tf) : parts, lr);
-      if (updates === 0) metrics = r.metrics; // the first update is on-policy: its ratio/clip stats are the step's
+      const feeds = await pack(rollouts.slice(at, at + size));
+      if (!feeds) continue;
+      const r = await trainer.step(feeds, lr);
+      if (updates === 0) metrics = { ...r.metrics, loss: r.loss };
       skipped ||= r.skipped;
       updates++;
     }
   }
   return { metrics, skipped, updates };
+}
+
+/** sft_teacher: SFT updates on the teacher's samples (empty completions carry no tokens to learn). */
+function trainSft(trainer: StepTrainer, rollouts: readonly RolloutRow[], s: OpdSettings, padId: number, lr: number) {
+  return trainUpdates(trainer, rollouts, s, lr, async (mb) => {
+    const rows = mb.filter((r) => r.completionIds.length > 0);
+    if (!rows.length) return null;
+    const feeds = packSftBatch(rows.map((r) => ({ promptIds: r.promptIds, completionIds: r.completionIds })), { padId });
+    return s.microBatches > 1 ? splitMicroBatches(feeds, s.microBatches) : feeds;
+  });
+}
+
+/** The policy updates of a step (the loss of student/train/policy.ts, with the teacher feeds its distillation term needs). */
+function trainEpochs(trainer: StepTrainer, rollouts: readonly RolloutRow[], s: OpdSettings, { padId, lr, distill, topK, vocabRows, teacherStates }: { padId: number; lr: number; distill: boolean; topK?: number; vocabRows: number; teacherStates?: TeacherStates }) {
+  return trainUpdates(trainer, rollouts, s, lr, async (mb) => {
+    const feeds = packPolicyBatch(mb, { padId, aggregation: s.aggregation, maxCompletionLen: s.maxCompletionLen, temperature: s.sampling.temperature || 1, maskTruncated: s.maskTruncated, distill, topK, vocabRows });
+    // a full-vocabulary divergence: the teacher's states on these very sequences (cut with the rows), its head shared
+    const tf = teacherStates ? await teacherStates.feeds(feeds) : undefined;
+    if (tf) feeds.teacher_hidden = tf.teacher_hidden!;
+    const parts = s.microBatches > 1 ? splitMicroBatches(feeds, s.microBatches) : feeds;
+    return tf ? withTeacherFeeds(parts, tf) : parts;
+  });
 }
