@@ -21,14 +21,16 @@
 // chunks kept about 25 such buffers alive: 2.5 GB at 128 tokens on a 0.6B model). The mapped
 // sessions run without an ORT arena: an arena keeps its peak, and with ORT's memory pattern the
 // trunk's kept its first run's buffers beside the planned block (anonymous memory doubled on the
-// second step). A batch is cut into micro-batches of ≤ `microTokens` positions (default 256), which
-// bounds the trunk's autodiff activations (about 1 GB per 256 positions on a 0.6B shape). The first
-// micro-batch writes the gradient buffers, later ones add.
+// second step). The trunk's backward recomputes one layer at a time from that layer's input (see
+// trunkGraph), so its activations are the layer inputs plus one layer's autodiff. A batch is cut into
+// micro-batches of ≤ `microTokens` positions (default 256). The first micro-batch writes the gradient
+// buffers, later ones add. The freed buffers go back to the system only under the launcher's mmap
+// threshold (bin/opd.mjs): 3.5 GB peak RSS at 0.6B with it, 4.7 GB without.
 
 import { closeSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { compile } from '../../engine/exec.ts';
-import { type DType, Graph, type Tensor, grad, rmsNorm } from '../../engine/index.ts';
+import { type DType, Graph, type Tensor, grad, isFinite, rmsNorm, sumAll, where } from '../../engine/index.ts';
 import type { AdamWConfig } from '../../engine/optim/adamw.ts';
 import type { FloatArray } from '../../engine/optim/chunked.ts';
 import { hostAdamW } from '../../engine/optim/host.ts';
@@ -60,10 +62,18 @@ const MODEL_FEEDS = new Set(['input_ids', 'attention_mask', 'position_ids', 'inv
 /**
  * The decoder on a frozen base with adapters as inputs, twice over the same initializers and adapters:
  * the forward of one sequence batch (inputs `next.*` -> hn) and ∂⟨hn, dhn⟩/∂adapters of another
- * (inputs without prefix, the forward recomputed inside). One session maps the base's layers once, and
- * one run does micro-batch i's backward with micro-batch i+1's forward (a one-token dummy stands in
- * for the missing half at either end): ORT runs every node whatever is fetched, so a graph with only
- * one sequence input would pay a backward in every forward pass.
+ * (inputs without prefix). One session maps the base's layers once, and one run does micro-batch i's
+ * backward with micro-batch i+1's forward (a one-token dummy stands in for the missing half at either
+ * end): ORT runs every node whatever is fetched, so a graph with only one sequence input would pay a
+ * backward in every forward pass.
+ *
+ * The backward keeps one layer's activations at a time: a forward pass keeps only each layer's input
+ * h_l, then from the top down layer l is recomputed from h_l and differentiated (dh_l and its adapters'
+ * gradients from dh_{l+1}). The recomputation starts from Where(isFinite(Σ dh_{l+1}), h_l, h_l), equal
+ * to h_l bit for bit, for two reasons: ORT's common-subexpression pass would otherwise merge the
+ * recomputed nodes into the first forward's (keeping every layer's activations alive again), and the
+ * condition makes layer l's recomputation wait for dh_{l+1}, so no two layers' activations coexist.
+ * The condition is boolean, so no gradient flows through it.
  */
 function trunkGraph(c: ModelConfig, base: FrozenBase, spec: LoraSpec): Graph {
   const g = new Graph('lora.trunk');
@@ -78,14 +88,31 @@ function trunkGraph(c: ModelConfig, base: FrozenBase, spec: LoraSpec): Graph {
     const positions = g.input(`${prefix}position_ids`, [b, t], 'int64');
     const rope = ropeTables(positions, c.invFreq, dtype);
     const bias = attentionBias(mask, t, t, dtype);
-    for (let i = 0; i < c.numLayers; i++) h = g.scope(`layers.${i}`, () => layer(c, p, `model.layers.${i}`, h, rope, bias, undefined, concatAttend)).h;
-    return rmsNorm(h, p['model.norm.weight']!, c.rmsNormEps); // [B, T, D], normed
+    const inputs: Tensor[] = [];
+    for (let i = 0; i < c.numLayers; i++) {
+      inputs.push(h);
+      h = g.scope(`layers.${i}`, () => layer(c, p, `model.layers.${i}`, h, rope, bias, undefined, concatAttend)).h;
+    }
+    return { hn: rmsNorm(h, p['model.norm.weight']!, c.rmsNormEps), last: h, inputs, rope, bias }; // hn [B, T, D], normed
   };
-  g.output('hn', forward(NEXT, 'Bn', 'Tn'));
-  const hidden = forward('', 'B', 'T');
-  const names = loraShapes(c, spec).map(([n]) => n);
-  const grads = grad(hidden, names.map((n) => p[n] as Tensor), { dy: g.input('dhn', ['B', 'T', c.hiddenSize], dtype) });
-  names.forEach((n, i) => g.output(`grad.${n}`, grads[i]!));
+  g.output('hn', forward(NEXT, 'Bn', 'Tn').hn);
+  const f = forward('', 'B', 'T');
+  const byLayer = new Map<number, string[]>();
+  for (const [n] of loraShapes(c, spec)) {
+    const l = Number(/\.layers\.(\d+)\./.exec(n)![1]);
+    byLayer.set(l, [...(byLayer.get(l) ?? []), n]);
+  }
+  let [dh] = grad(f.hn, [f.last], { dy: g.input('dhn', ['B', 'T', c.hiddenSize], dtype) }); // through the final norm
+  for (let i = c.numLayers - 1; i >= 0; i--) {
+    const names = byLayer.get(i) ?? [];
+    if (!names.length && i === 0) break;
+    const x = g.scope(`recompute.${i}`, () => where(isFinite(sumAll(dh!)), f.inputs[i]!, f.inputs[i]!));
+    const y = g.scope(`recompute.layers.${i}`, () => layer(c, p, `model.layers.${i}`, x, f.rope, f.bias, undefined, concatAttend)).h;
+    const wrt = [...(i > 0 ? [x] : []), ...names.map((n) => p[n] as Tensor)];
+    const grads = grad(y, wrt, { dy: dh });
+    if (i > 0) dh = grads.shift()!;
+    names.forEach((n, k) => g.output(`grad.${n}`, grads[k]!));
+  }
   return g;
 }
 
