@@ -2,7 +2,7 @@
 // Qwen3-0.6B-shaped LoRA student and a Qwen3-1.7B-shaped teacher, 2 steps of 4 prompts × G 4.
 // Builds the random-init models once (examples/real-size/make-models.sh), runs the job, then runs
 // it again killed with SIGKILL after its first step and started again, and compares the two runs'
-// final adapters byte for byte. Reports wall seconds and the peak RSS / PSS of each `opd run`.
+// final adapters byte for byte. `opd` is started as a program (bin/opd.mjs's launcher, as `npx opd` does). Reports wall seconds and the peak RSS / PSS of each `opd run`.
 
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -17,7 +17,7 @@ const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('
 /** `opd run` in a child; samples its RSS and PSS; `killAfterStep` sends SIGKILL once metrics has that many lines. */
 function opdRun(name: string, killAfterStep?: number): Promise<{ code: number | null; signal: string | null; wall_s: number; peak_rss_gb: number; peak_pss_gb: number }> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [bin, 'run', 'examples/real-size/run.json', '--set', `run.name=${name}`], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(bin, ['run', 'examples/real-size/run.json', '--set', `run.name=${name}`], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
   let rss = 0;
   let pss = 0;
   const poll = setInterval(() => {

@@ -5,6 +5,7 @@
 // in its own process (bench/scale-child.ts) so its peak RSS is its own; for LoRA this process also
 // samples the child's PSS from /proc once a second (RSS counts a file page once per mapping, PSS
 // once in all: the LoRA sessions share one mapped copy of the base).
+// Phases run under bin/opd.mjs's launcher environment (glibc's mmap threshold at 1 MiB), as `opd` does.
 //
 // Train batch: 16 rollouts of 32 prompt + 32 completion tokens (1024 tokens per step); 3 steps,
 // the first (page faults, ORT planning) left out of the step time. MFU = model FLOPs / step time /
@@ -17,7 +18,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { matmulPeakGflops } from './peak.ts';
-import { osThreads, round } from './util.ts';
+import { launcherEnv, osThreads, round } from './util.ts';
 
 const qwen3 = (o: Record<string, unknown>) => ({
   architectures: ['Qwen3ForCausalLM'], model_type: 'qwen3', vocab_size: 151936, hidden_size: 1024, intermediate_size: 3072, num_hidden_layers: 28,
@@ -37,7 +38,7 @@ interface Sampled {
 function phase(name: string, args: Record<string, unknown>, log: (s: string) => void, samplePss = false): Promise<Sampled> {
   log(`scale: ${name} ...`);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', new URL('./scale-child.ts', import.meta.url).pathname, name, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', new URL('./scale-child.ts', import.meta.url).pathname, name, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'], env: launcherEnv() });
     let stdout = '';
     let pss = 0;
     child.stdout.on('data', (d) => (stdout += d));
@@ -79,7 +80,7 @@ export async function scaleBench(log: (s: string) => void): Promise<Record<strin
     const peak = await matmulPeakGflops(threads, [512, 1024, 2048], shapes);
     const mfu = (r: Sampled) => r.out.flops_per_step! / r.out.step_s! / (peak.gflops * 1e9);
     return {
-      configs: { student: 'Qwen3-0.6B shape, fp32, real Qwen3 tokenizer', teacher: 'Qwen3-1.7B shape, fp32', small: 'Qwen3 40M shape (hidden 256, 2 layers, vocab 151,936)', batch: '16 rollouts x (32 prompt + 32 completion) tokens', threads },
+      configs: { student: 'Qwen3-0.6B shape, fp32, real Qwen3 tokenizer', teacher: 'Qwen3-1.7B shape, fp32', small: 'Qwen3 40M shape (hidden 256, 2 layers, vocab 151,936)', batch: '16 rollouts x (32 prompt + 32 completion) tokens', threads, malloc_mmap_threshold: launcherEnv().MALLOC_MMAP_THRESHOLD_ },
       matmul_peak_gflops: round(peak.gflops),
       matmul_peak_by_shape: Object.fromEntries(Object.entries(peak.bySize).map(([k, v]) => [k, round(v)])),
       student_params: full.out.params,

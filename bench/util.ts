@@ -5,6 +5,12 @@ import { readFileSync, rmSync } from 'node:fs';
 
 export const osThreads = (): number => availableParallelism();
 
+/**
+ * The environment bin/opd.mjs's launcher gives `opd` (glibc's mmap threshold fixed at 1 MiB unless
+ * already set): bench phases that train at real size run in children under it, as `opd` would.
+ */
+export const launcherEnv = (): NodeJS.ProcessEnv => ({ ...process.env, MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '1048576' });
+
 export const round = (x: number, digits = 3): number => Number(x.toPrecision(digits));
 
 /** Median wall time in ms of `reps` calls after `warmup` untimed ones. */

@@ -13,9 +13,14 @@ export interface ServeChild {
   stderr(): string;
 }
 
-/** Spawn `opd teacher serve ...args` (log level warn) and wait for "listening on URL"; rejects if it exits first. */
-export async function spawnTeacherServe(args: readonly string[]): Promise<ServeChild> {
-  const child = spawn(process.execPath, [OPD_BIN, 'teacher', 'serve', ...args], { env: { ...process.env, OPD_LOG_LEVEL: 'warn' } });
+/**
+ * Spawn `opd teacher serve ...args` (log level warn) and wait for "listening on URL"; rejects if it
+ * exits first. `asProgram` runs bin/opd.mjs itself (its shell launcher execs node) instead of
+ * `node bin/opd.mjs`; `env` adds to the environment.
+ */
+export async function spawnTeacherServe(args: readonly string[], o: { asProgram?: boolean; env?: Record<string, string | undefined> } = {}): Promise<ServeChild> {
+  const env = { ...process.env, OPD_LOG_LEVEL: 'warn', ...o.env };
+  const child = o.asProgram ? spawn(OPD_BIN, ['teacher', 'serve', ...args], { env }) : spawn(process.execPath, [OPD_BIN, 'teacher', 'serve', ...args], { env });
   let out = '';
   let err = '';
   child.stderr.on('data', (d) => (err += d));

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -98,7 +98,10 @@ test('cut() during close() (a second signal) ends the drain at once', { timeout:
 });
 
 test('opd teacher serve: SIGTERM answers requests sent just before it, cuts a half-sent one after --drain-seconds, exits 0', { timeout: 120_000 }, async () => {
-  const { child, url, exited, stderr } = await spawnTeacherServe(['--model', dir, '--port', '0', '--max-logprobs', '1', '--threads', '1', '--drain-seconds', '5']);
+  // started as a program: bin/opd.mjs's shell lines exec node with glibc's mmap threshold set, in the same process
+  const { child, url, exited, stderr } = await spawnTeacherServe(['--model', dir, '--port', '0', '--max-logprobs', '1', '--threads', '1', '--drain-seconds', '5'], { asProgram: true, env: { MALLOC_MMAP_THRESHOLD_: undefined } });
+  assert.equal(realpathSync(`/proc/${child.pid}/exe`), realpathSync(process.execPath), 'the launcher exec\'d node: the pid SIGTERM goes to is node\'s');
+  assert.ok(readFileSync(`/proc/${child.pid}/environ`, 'latin1').split('\0').includes('MALLOC_MMAP_THRESHOLD_=1048576'), 'the launcher set the mmap threshold');
   const half = await connect(url);
   half.socket.write(REQUEST(0).slice(0, -3));
   const conns = await Promise.all(Array.from({ length: 8 }, () => connect(url)));
