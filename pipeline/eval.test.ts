@@ -16,7 +16,7 @@ import type { TaskRecord } from '../data/tasks/types.ts';
 import { ByteTokenizer, saveByteTokenizer } from '../data/tokenizer/byte.ts';
 import { Generator } from '../student/generate/generate.ts';
 import { parseConfig } from '../student/model/config.ts';
-import { initWeights, tinyConfig } from '../student/model/init.ts';
+import { initModelDir, initWeights, tinyConfig } from '../student/model/init.ts';
 import { weightFeeds } from '../student/model/runner.ts';
 import { type ModelDir, saveModelDir } from '../student/model/weights.ts';
 import { type EvalResult, evaluate, isCorrect } from './eval.ts';
@@ -105,4 +105,17 @@ test('opd eval --json prints the same accuracy as evaluate() in process', async 
   assert.equal(out.accuracy, ref.accuracy);
   assert.equal(out.meanReward, ref.meanReward);
   assert.deepEqual(out.samples, ref.samples);
+});
+
+test('opd eval --task: the default length fits the task\'s longest answer plus EOS (long_multiplication\'s 26-byte traces, not 16 tokens)', async () => {
+  // room for a 6-token prompt and a 27-token answer
+  const { dir } = await initModelDir(join(mkdtempSync(join(tmpdir(), 'opd-eval-long-')), 'm'), tinyConfig({ max_position_embeddings: 64 }), 3);
+  const bin = new URL('../bin/opd.mjs', import.meta.url).pathname;
+  const long = createTask('long_multiplication', {});
+  // the byte tokenizer: one token per character of the demonstration
+  const want = Math.max(...long.generate('test', 20, 0).map((r) => long.demonstration(r).length)) + 1;
+  assert.ok(want > 16, `the task's answers are longer than the old default (${want})`);
+  const run = async (...extra: string[]) => JSON.parse((await promisify(execFile)(process.execPath, [bin, 'eval', '--model', dir, '--task', 'long_multiplication', '--n', '20', '--json', '--threads', '1', ...extra])).stdout) as { max_new_tokens: number; n: number };
+  assert.equal((await run()).max_new_tokens, want);
+  assert.equal((await run('--max-new-tokens', '5')).max_new_tokens, 5, 'an explicit --max-new-tokens wins');
 });

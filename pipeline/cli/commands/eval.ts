@@ -46,7 +46,7 @@ export const evalCommand: Command = {
   summary: 'accuracy and mean reward of a model on held-out prompts (greedy): a built-in task, a prompt file with a reward, or a run config',
   usage:
     'eval --model DIR (--task NAME [--task-config JSON] [--split test] | --data FILE --reward M.mjs|NAME [--reward ...] [--reward-export NAME] | --config RUN.json [--set path=value ...]) ' +
-    '[--chat-template auto|none|always] [--chat-template-kwargs JSON] [--threshold 1] [--n N] [--seed 0] [--batch-size 64] [--max-new-tokens 16] [--temperature 0] [--samples 5] [--out FILE.jsonl] [--json]',
+    '[--chat-template auto|none|always] [--chat-template-kwargs JSON] [--threshold 1] [--n N] [--seed 0] [--batch-size 64] [--max-new-tokens N (a task: its longest answer + 1, at least 16; else 16)] [--temperature 0] [--samples 5] [--out FILE.jsonl] [--json]',
   options: {
     model: { type: 'string' }, task: { type: 'string' }, 'task-config': { type: 'string' }, split: { type: 'string' }, data: { type: 'string' },
     reward: { type: 'string', multiple: true }, 'reward-export': { type: 'string' }, config: { type: 'string' }, set: { type: 'string', multiple: true },
@@ -59,13 +59,14 @@ export const evalCommand: Command = {
     const set = await heldOutSet(values, tok); // before the model loads: a bad flag or file fails fast
     const model = await loadModelDir(dir);
     const keep = num(values, 'samples', 5, { int: true, min: 0 });
+    const maxNewTokens = num(values, 'max-new-tokens', set.maxNewTokens, { int: true, min: 1 });
     const progress = createProgress({ total: set.records.length, start: 0, label: 'eval', unit: 'prompts', tty: flag(values, 'json') ? false : undefined });
     let r;
     try {
       r = await evaluateRecords(model, tok, set.records, set.scoring, {
         seed: num(values, 'seed', set.seed, { int: true }),
         batchSize: num(values, 'batch-size', 64, { int: true, min: 1 }),
-        maxNewTokens: num(values, 'max-new-tokens', set.maxNewTokens, { int: true, min: 1 }),
+        maxNewTokens,
         temperature: num(values, 'temperature', 0, { min: 0 }),
         keepSamples: Infinity,
         chat: set.chat,
@@ -79,7 +80,7 @@ export const evalCommand: Command = {
     if (out) writeFileSync(out, samplesJsonl(r.samples));
     const shown = { ...r, samples: r.samples.slice(0, keep) };
     if (flag(values, 'json')) {
-      console.log(JSON.stringify({ model: dir, ...set.about, accuracy_rule: set.rule, ...shown }));
+      console.log(JSON.stringify({ model: dir, ...set.about, accuracy_rule: set.rule, max_new_tokens: maxNewTokens, ...shown }));
       return;
     }
     console.log(`${dir} on ${set.label} (n=${r.n}): accuracy ${(100 * r.accuracy).toFixed(1)}% (${r.correct}/${r.n}, ${set.rule}), mean reward ${r.meanReward.toFixed(3)}, ${r.seconds.toFixed(1)} s`);
@@ -128,8 +129,11 @@ async function taskSet(values: Values, n: number, tok: Tokenizer): Promise<HeldO
   if (values.reward !== undefined || values.threshold !== undefined) throw new UsageError('--task is scored with its own reward and exact answers; use --data FILE --reward ... for another reward');
   const task = createTask(str(values, 'task'), parseJson(values['task-config']));
   const seed = num(values, 'seed', 0, { int: true });
+  const records = task.generate(split, n, seed);
+  // long enough for the longest exact answer plus EOS (long_multiplication's are ~26 tokens), at least 16
+  const longest = Math.max(0, ...records.map((r) => tok.encode(task.demonstration(r), { addSpecialTokens: false }).length));
   return {
-    records: task.generate(split, n, seed), rule: 'exact answer', maxNewTokens: 16, seed, label: `${task.name} ${split}`,
+    records, rule: 'exact answer', maxNewTokens: Math.max(16, longest + 1), seed, label: `${task.name} ${split}`,
     scoring: { reward: await combine(task.reward, { tokenizer: tok }), correct: exactAnswer },
     about: { task: task.name, task_config: task.config, split }, chat: chatFrom(values),
   };
