@@ -320,7 +320,7 @@ async function trainUpdates(trainer: StepTrainer, rollouts: readonly RolloutRow[
       const feeds = await pack(rollouts.slice(at, at + size));
       if (!feeds) continue;
       const r = await trainer.step(feeds, lr);
-      if (updates === 0) metrics = { ...r.metrics, loss: r.loss };
+      if (updates === 0) metrics = r.metrics; // loss, grad_norm, skipped and the loss's own metrics
       skipped ||= r.skipped;
       updates++;
     }

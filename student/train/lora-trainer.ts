@@ -97,14 +97,10 @@ function trunkGraph(c: ModelConfig, base: FrozenBase, spec: LoraSpec): Graph {
   };
   g.output('hn', forward(NEXT, 'Bn', 'Tn').hn);
   const f = forward('', 'B', 'T');
-  const byLayer = new Map<number, string[]>();
-  for (const [n] of loraShapes(c, spec)) {
-    const l = Number(/\.layers\.(\d+)\./.exec(n)![1]);
-    byLayer.set(l, [...(byLayer.get(l) ?? []), n]);
-  }
+  const adapters = loraShapes(c, spec).map(([n]) => n);
   let [dh] = grad(f.hn, [f.last], { dy: g.input('dhn', ['B', 'T', c.hiddenSize], dtype) }); // through the final norm
   for (let i = c.numLayers - 1; i >= 0; i--) {
-    const names = byLayer.get(i) ?? [];
+    const names = adapters.filter((n) => n.startsWith(`model.layers.${i}.`));
     if (!names.length && i === 0) break;
     const x = g.scope(`recompute.${i}`, () => where(isFinite(sumAll(dh!)), f.inputs[i]!, f.inputs[i]!));
     const y = g.scope(`recompute.layers.${i}`, () => layer(c, p, `model.layers.${i}`, x, f.rope, f.bias, undefined, concatAttend)).h;
