@@ -8,7 +8,8 @@
 // the blend needs (none for grpo; teacher/open.ts, behind the shared score cache
 // <run.outDir>/score-cache), the tokenizer preflight of every local teacher, the prompts train and
 // held-out (pipeline/run-data.ts), the rewards, the held-out scorer and the loop's OpdSettings
-// (settingsOf). A failure after the teachers are open closes them.
+// (settingsOf). A failure after the teachers are open closes them. The held-out evaluations are in
+// pipeline/held-out.ts.
 //
 // runJob: buildJob, the held-out evaluation before training (kept in eval-before.json so a resumed
 // run reports the same numbers), the persisted loop (checkpoints, metrics; evaluations on the
@@ -31,7 +32,6 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { combine } from '../data/rewards/index.ts';
-import type { TaskRecord } from '../data/tasks/types.ts';
 import { loadTokenizer } from '../data/tokenizer/hf.ts';
 import { atomicWriteFile } from '../engine/io/atomic.ts';
 import { loadModelDir } from '../student/model/weights.ts';
@@ -43,15 +43,15 @@ import { type ChatTemplateMode, chatStopIds, usesTemplate } from '../data/chat.t
 import { stopTokenIds } from '../student/generate/generate.ts';
 import { type RunConfig, blendSpec, policyLossOptions } from './config.ts';
 import { studentLora, studentPath } from './config/sources.ts';
-import { type EvalModel, type EvalResult, type Scoring, evaluateRecords, samplesJsonl } from './eval.ts';
+import { type HeldOutScorer, finalHeldOut, heldOutEval, heldOutScorer } from './held-out.ts';
 import { type LoraStudent, exportLora, prepareLoraStudent } from './recipes/lora.ts';
 import type { OpdJob, OpdSettings } from './recipes/opd.ts';
 import { type PersistOptions, runPersisted } from './recipes/persisted.ts';
 import { type RunData, contextLimitOf, loadRunData } from './run-data.ts';
 import { writeReport } from './report.ts';
 import { lockRunDir } from './run-lock.ts';
-import { builtinStudentDir, checkStudentFiles, readEvalBefore, sweepDeadTemps, writeEvalBefore } from './startup.ts';
-import { type RunDir, checkResumeConfig, openRunDir, readMetrics, readSegments, writeFrozenConfig, writeSegments } from './rundir.ts';
+import { builtinStudentDir, checkStudentFiles, sweepDeadTemps } from './startup.ts';
+import { type RunDir, checkResumeConfig, openRunDir, readSegments, writeFrozenConfig, writeSegments } from './rundir.ts';
 
 /** Where a job's messages go (a winston Logger fits). */
 export interface JobLog {
@@ -63,7 +63,6 @@ const silent: JobLog = { info: () => {}, warn: () => {} };
 
 type Tok = Awaited<ReturnType<typeof loadTokenizer>>;
 type Student = Awaited<ReturnType<typeof loadModelDir>>;
-type HeldOutScorer = (model: EvalModel, tok: Tok, name: string) => Promise<EvalResult>;
 
 export function settingsOf(c: RunConfig): OpdSettings {
   const o = c.train.optimizer;
@@ -162,7 +161,7 @@ export async function buildJob(c: RunConfig, runDir: string | RunDir, o: { log?:
       return new AlignedTeacher(t.teacher, { student: tokenizer, teacher: t.tokenizer, studentStopIds, chat });
     });
     const reward = await combine(c.rewards, { timeoutMs: c.rollout.rewardTimeoutMs });
-    const score = data.test.length ? heldOutScorer(c, run, { reward, correct: data.correct }, data.test) : null;
+    const score = data.test.length ? heldOutScorer(c, run, { reward, correct: data.correct }, data.test, chatOf(c)) : null;
     if (!score) log.warn(`data.path ${'path' in c.data ? c.data.path : ''} has no held-out split: no held-out evaluation (run.evalEvery is unused); set data.test to a file or a fraction, e.g. 0.1`);
     const opd: OpdJob = {
       student: { config: student.config, weights: student.weights, tokenizer, ...(lora ? { lora } : {}) },
@@ -358,64 +357,3 @@ export async function prepareRunDir(c: RunConfig, opts: { force?: boolean; warn?
 }
 
 const fmt = (x: unknown) => (typeof x === 'number' ? x.toFixed(3) : 'n/a');
-
-/** One held-out evaluation (greedy) of the run's held-out records, its completions kept in <run>/eval/<name>.jsonl. */
-function heldOutScorer(c: RunConfig, run: RunDir, scoring: Scoring, test: readonly TaskRecord[]): HeldOutScorer {
-  const opts = { seed: c.run.seed, maxNewTokens: c.rollout.maxNewTokens, keepSamples: Infinity, chat: chatOf(c), runtime: { device: c.runtime.device, threads: c.runtime.threads } };
-  /** Which model an evaluation decodes with, for its errors: a NaN logit must say it came from, e.g., the teacher's evaluation. */
-  const whose = (name: string) => {
-    const t = name.startsWith('teacher-') ? c.teachers.find((x) => x.id === name.slice(8)) : undefined;
-    if (t) return `teacher ${t.id}${'path' in t ? ` (${t.path})` : ''}, held-out evaluation before training`;
-    return name === 'before' ? 'the student, held-out evaluation before training' : name === 'after' ? 'the trained student, final held-out evaluation' : `the student, held-out evaluation ${name}`;
-  };
-  return async (model, tok, name) => {
-    let r: EvalResult;
-    try {
-      r = await evaluateRecords(model, tok, test, scoring, opts);
-    } catch (e) {
-      if (e instanceof Error) e.message = `${whose(name)}: ${e.message}`;
-      throw e;
-    }
-    await mkdir(run.eval, { recursive: true });
-    await atomicWriteFile(join(run.eval, `${name}.jsonl`), Buffer.from(samplesJsonl(r.samples)));
-    return r;
-  };
-}
-
-/**
- * Held-out accuracy and reward (greedy) of the teacher(s') first local model and of the student
- * before training, computed once per run and kept in eval-before.json so a resumed run reports the
- * same numbers.
- */
-async function heldOutEval(c: RunConfig, score: HeldOutScorer, runDir: string, student: Student, tok: Tok, log: (m: string) => void, warn: (m: string) => void) {
-  const file = join(runDir, 'eval-before.json');
-  let before = readEvalBefore(file, warn); // null: none yet, or damaged by a kill (derived data: evaluated again)
-  if (!before) {
-    log('evaluating the student (and a local teacher) on the held-out prompts');
-    const s = await score(student, tok, 'before');
-    before = { student_before_accuracy: s.accuracy, student_before_reward: s.meanReward };
-    const t = c.teachers.find((x) => x.kind === 'local' && !x.path.endsWith('.onnx'));
-    if (t?.kind === 'local') {
-      const [tm, ttok] = await Promise.all([loadModelDir(t.path), loadTokenizer(t.tokenizer ?? t.path)]);
-      const r = await score(tm, ttok, `teacher-${t.id}`);
-      Object.assign(before, { teacher_accuracy: r.accuracy, teacher_reward: r.meanReward });
-    }
-    await writeEvalBefore(file, before);
-  }
-  return {
-    before,
-    after: async (weights: Record<string, Float32Array | Float64Array>) => {
-      const r = await score({ config: student.config, weights: new Map(Object.entries(weights) as Array<[string, Float32Array]>) }, tok, 'after');
-      return { student_after_accuracy: r.accuracy, student_after_reward: r.meanReward };
-    },
-  };
-}
-
-/** The final held-out numbers: the last step's evaluation line when there is one, else evaluated now. */
-async function finalHeldOut(runDir: string, c: RunConfig, heldOut: Awaited<ReturnType<typeof heldOutEval>> | null, weights: Record<string, Float32Array | Float64Array>) {
-  if (!heldOut) return {};
-  const last = readMetrics(runDir).at(-1);
-  if (last?.step === c.run.steps && typeof last.eval_accuracy === 'number')
-    return { student_after_accuracy: last.eval_accuracy, student_after_reward: last.eval_reward as number };
-  return heldOut.after(weights);
-}
