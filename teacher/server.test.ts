@@ -10,7 +10,8 @@ import { after, before, test } from 'node:test';
 import { initModelDir, tinyConfig } from '../student/model/init.ts';
 import { LocalTeacher } from './local.ts';
 import { spawnTeacherServe } from './serve-child.ts';
-import { Batcher, isLoopback, type ServedTeacher, TeacherServer, type TeacherServerOptions } from './server.ts';
+import { Batcher } from './batcher.ts';
+import { isLoopback, type ServedTeacher, TeacherServer, type TeacherServerOptions } from './server.ts';
 import type { TeacherRequest } from './types.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'opd-teacher-server-'));

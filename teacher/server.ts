@@ -16,7 +16,7 @@
 // constant time (401); bodies over maxBodyBytes refused by Content-Length or as soon as the count
 // passes it (413, connection closed, nothing more read); bad ids, empty or over-long prompts, bad
 // fields -> 400 with a JSON message; unknown path 404. Every error is answered and the server keeps
-// serving. Batching: requests that arrive within `batchWindowMs` of the first, or while the teacher
+// serving. Batching (teacher/batcher.ts): requests that arrive within `batchWindowMs` of the first, or while the teacher
 // is busy, go to the teacher in one score() call (the local teacher still scores each sequence
 // alone, so a score does not depend on its batch: docs/reliability.md R18).
 //
@@ -32,6 +32,7 @@ import http from 'node:http';
 import { isIP, type Socket } from 'node:net';
 import type { Tokenizer } from '../data/tokenizer/types.ts';
 import type { LocalScoreOptions } from './local.ts';
+import { Batcher } from './batcher.ts';
 import { tokenizeAnswer } from './tokenize-endpoint.ts';
 import type { TeacherIdentity, TeacherRequest, TeacherScore } from './types.ts';
 
@@ -87,84 +88,6 @@ export function isLoopback(host: string): boolean {
   if (h === 'localhost' || h === '::1') return true;
   const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
   return isIP(v4) === 4 && v4.startsWith('127.');
-}
-
-interface Job {
-  reqs: TeacherRequest[];
-  k: number;
-  temperature: number | undefined;
-  resolve: (s: TeacherScore[]) => void;
-  reject: (e: unknown) => void;
-}
-
-/** Collects score jobs and hands them to the teacher together (see the file header). */
-export class Batcher {
-  /** teacher.score calls made. */
-  runs = 0;
-  private queue: Job[] = [];
-  private busy = false;
-  private timer: NodeJS.Timeout | null = null;
-
-  constructor(
-    private readonly teacher: ServedTeacher,
-    private readonly windowMs: number,
-    private readonly maxSequences: number,
-  ) {}
-
-  submit(reqs: TeacherRequest[], k: number, temperature: number | undefined): Promise<TeacherScore[]> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ reqs, k, temperature, resolve, reject });
-      if (!this.busy && !this.timer) this.timer = setTimeout(() => void this.drain(), this.windowMs);
-    });
-  }
-
-  /** Refuse every job not yet given to the teacher (a call in progress finishes). */
-  abort(reason: Error): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    const queued = this.queue;
-    this.queue = [];
-    for (const j of queued) j.reject(reason);
-  }
-
-  /** Run batches until the queue is empty; jobs queued meanwhile join the next batch at once. */
-  private async drain(): Promise<void> {
-    this.timer = null;
-    this.busy = true;
-    try {
-      while (this.queue.length) {
-        const t = this.queue[0]!.temperature;
-        const [batch, rest]: [Job[], Job[]] = [[], []];
-        let n = 0;
-        for (const j of this.queue) {
-          const fits = j.temperature === t && (n === 0 || n + j.reqs.length <= this.maxSequences);
-          (fits ? batch : rest).push(j);
-          if (fits) n += j.reqs.length;
-        }
-        this.queue = rest;
-        await this.run(batch);
-      }
-    } finally {
-      this.busy = false;
-    }
-  }
-
-  /** One teacher call for the batch; if it fails, each job alone, so one bad job fails only itself. */
-  private async run(batch: Job[]): Promise<void> {
-    const k = Math.max(...batch.map((j) => j.k));
-    try {
-      this.runs++;
-      const scores = await this.teacher.score(batch.flatMap((j) => j.reqs), { topK: k, temperature: batch[0]!.temperature });
-      let at = 0;
-      for (const j of batch) {
-        const mine = scores.slice(at, (at += j.reqs.length));
-        j.resolve(j.k === k ? mine : mine.map((s) => ({ ...s, topIds: s.topIds?.map((r) => r.slice(0, j.k)), topLogprobs: s.topLogprobs?.map((r) => r.slice(0, j.k)) })));
-      }
-    } catch (e) {
-      if (batch.length === 1 || this.teacher.failure) batch.forEach((j) => j.reject(e));
-      else for (const j of batch) await this.run([j]);
-    }
-  }
 }
 
 interface Completion {
